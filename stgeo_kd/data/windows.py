@@ -1,0 +1,150 @@
+"""Sliding windows, chronological splits and a train-only scaler for forecasting on a SensorGraph."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from stgeo_kd.data.sensor_graph import SensorGraph
+from stgeo_kd.errors import StgeoError
+
+#: Input feature channels, in order, of every window tensor.
+FEATURES = ("value", "observed", "time_of_day", "day_of_week")
+
+
+@dataclass
+class Scaler:
+    """z-score scaler fitted on the observed training readings only (missing values ignored)."""
+
+    mean: float
+    std: float
+
+    @classmethod
+    def fit(cls, values: np.ndarray) -> "Scaler":
+        obs = values[~np.isnan(values)]
+        if obs.size == 0:
+            raise StgeoError("The training part of the readings has no observed value; use a larger train split.")
+        std = float(obs.std())
+        return cls(mean=float(obs.mean()), std=std if std > 1e-8 else 1.0)
+
+    def transform(self, x):
+        return (x - self.mean) / self.std
+
+    def inverse(self, x):
+        return x * self.std + self.mean
+
+
+@dataclass
+class Split:
+    """Window start indices for one split; a window starting at s uses steps s..s+history-1 as
+    input and s+history..s+history+horizon-1 as targets, all inside the split's time range."""
+
+    name: str
+    start: int
+    stop: int
+    starts: np.ndarray
+
+
+class ForecastData:
+    """Feature tensor, targets, mask and chronological splits for a SensorGraph.
+
+    The split follows T-GCN's protocol: the time axis is cut chronologically into
+    train | val | test (validation taken from the end of the training part), and windows are
+    made inside each part, so no target of one split is an input or target of another.
+
+    Shapes:
+        features: (T, N, 4) float32 -- scaled value (0 where missing), observed flag,
+            time of day in [0, 1), day of week 0..6.
+        target: (T, N) float32 scaled values, 0 where missing; mask: (T, N) bool.
+        raw: (T, N) float32 readings in data units, NaN where missing.
+
+    Raises:
+        StgeoError: a split too short to hold one window of ``history + horizon`` steps.
+    """
+
+    def __init__(self, graph: SensorGraph, history: int, horizon: int, train: float, val: float, test: float):
+        self.graph = graph
+        self.history = int(history)
+        self.horizon = int(horizon)
+        raw = graph.values.values.astype(np.float32)
+        self.raw = raw
+        self.mask = ~np.isnan(raw)
+        t_total = raw.shape[0]
+        n_test = int(round(t_total * test))
+        n_val = int(round(t_total * val))
+        n_train = t_total - n_test - n_val
+        bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, t_total)}
+        need = self.history + self.horizon
+        self.splits: dict[str, Split] = {}
+        for name, (a, b) in bounds.items():
+            if name == "val" and b - a == 0:
+                self.splits[name] = Split(name, a, b, np.zeros(0, dtype=np.int64))
+                continue
+            if b - a < need:
+                raise StgeoError(
+                    f"The {name} split has {b - a} time steps but one window needs history + horizon = {need} "
+                    f"({self.history} + {self.horizon}). Use more data, a shorter task.history/horizons, "
+                    "or change task.split."
+                )
+            self.splits[name] = Split(name, a, b, np.arange(a, b - need + 1, dtype=np.int64))
+        self.scaler = Scaler.fit(raw[:n_train])
+        scaled = np.where(self.mask, self.scaler.transform(np.nan_to_num(raw)), 0.0).astype(np.float32)
+        times = graph.values["time"].values.astype("datetime64[m]")
+        minutes = (times - times.astype("datetime64[D]")).astype(np.int64)
+        tod = (minutes / 1440.0).astype(np.float32)
+        # 1970-01-01 was a Thursday (weekday 3, Monday = 0)
+        dow = ((times.astype("datetime64[D]").astype(np.int64) + 3) % 7).astype(np.float32)
+        n = raw.shape[1]
+        self.features = np.stack(
+            [scaled, self.mask.astype(np.float32), np.repeat(tod[:, None], n, 1), np.repeat(dow[:, None], n, 1)], axis=-1
+        )
+        self.target = scaled
+        self.steps_per_day = int(round(1440.0 / graph.step_minutes))
+        self.times = graph.values["time"].values
+
+    @property
+    def num_nodes(self) -> int:
+        return self.raw.shape[1]
+
+    def dataset(self, split: str) -> "WindowDataset":
+        return WindowDataset(self, self.splits[split].starts)
+
+    def window_targets_raw(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """Raw targets (W, H, N) in data units (NaN where missing) and their mask."""
+        starts = self.splits[split].starts
+        idx = starts[:, None] + self.history + np.arange(self.horizon)[None, :]
+        return self.raw[idx], self.mask[idx]
+
+    def window_inputs(self, split: str) -> torch.Tensor:
+        """All input windows of a split, (W, history, N, 4)."""
+        starts = self.splits[split].starts
+        idx = starts[:, None] + np.arange(self.history)[None, :]
+        return torch.from_numpy(self.features[idx])
+
+
+class WindowDataset(Dataset):
+    """Items are ``(x, y, mask, i)``: x (history, N, 4), y (horizon, N) scaled, mask (horizon, N)
+    bool, and the window's position i in this dataset (used to look up teacher predictions)."""
+
+    def __init__(self, data: ForecastData, starts: np.ndarray):
+        self.data = data
+        self.starts = starts
+        self._features = torch.from_numpy(data.features)
+        self._target = torch.from_numpy(data.target)
+        self._mask = torch.from_numpy(data.mask)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, i: int):
+        s = int(self.starts[i])
+        h, f = self.data.history, self.data.horizon
+        return (
+            self._features[s : s + h],
+            self._target[s + h : s + h + f],
+            self._mask[s + h : s + h + f],
+            i,
+        )

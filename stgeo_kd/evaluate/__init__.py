@@ -1,0 +1,1 @@
+"""Accuracy (masked metrics per horizon), cost (params, bytes, MACs, latency) and baselines."""

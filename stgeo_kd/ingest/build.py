@@ -1,0 +1,147 @@
+"""Assemble a SensorGraph from the files named in a config: readings + sensors + graph."""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from stgeo_kd.data.sensor_graph import SensorGraph
+from stgeo_kd.errors import StgeoError
+from stgeo_kd.ingest import roads as roads_mod
+from stgeo_kd.ingest.sensors import read_readings, read_sensor_locations
+
+if TYPE_CHECKING:
+    from stgeo_kd.config import RunConfig
+
+
+def _match_sensors(readings, sensors, readings_path, sensors_path):
+    """Keep the sensors that have readings, in the sensors file's order; refuse unknown ids."""
+    reading_ids = [str(s) for s in readings["node"].values]
+    sensor_ids = sensors["sensor_id"].tolist()
+    known = set(sensor_ids)
+    unknown = [s for s in reading_ids if s not in known]
+    if len(unknown) == len(reading_ids):
+        raise StgeoError(
+            f"No sensor id in {readings_path} matches the sensors in {sensors_path} "
+            f"(readings ids e.g. {reading_ids[:3]}, sensor ids e.g. {sensor_ids[:3]}). "
+            "Check data.id_column / data.sensors_id_column and that both files describe the same sensors."
+        )
+    if unknown:
+        raise StgeoError(
+            f"{len(unknown)} sensor id(s) in {readings_path} are not in {sensors_path}: {unknown[:10]}. "
+            "Add their locations to the sensors file or remove them from the readings."
+        )
+    have = set(reading_ids)
+    keep = [i for i, s in enumerate(sensor_ids) if s in have]
+    if len(keep) < len(sensor_ids):
+        dropped = [s for s in sensor_ids if s not in have]
+        warnings.warn(
+            f"{len(dropped)} sensor(s) in {sensors_path} have no readings and were left out: {dropped[:10]}.",
+            stacklevel=3,
+        )
+    return keep
+
+
+def load_sensor_graph(cfg: "RunConfig") -> SensorGraph:
+    """Read readings, sensor locations and roads (or a matrix) into a :class:`SensorGraph`.
+
+    Node order follows the sensors file. The adjacency comes from ``data.adjacency``:
+    road-network distances with a thresholded Gaussian kernel, a given matrix (rows/columns in
+    the sensors file's order), or k nearest neighbours.
+
+    Raises:
+        StgeoError: any file, column, id or CRS problem, with the file named.
+    """
+    d = cfg.data
+    readings_path = cfg.resolve(d.readings)
+    readings = read_readings(
+        readings_path,
+        layout=d.layout,
+        time_column=d.time_column,
+        id_column=d.id_column,
+        value_column=d.value_column,
+        start=d.start,
+        freq=d.freq,
+        missing_values=d.missing_values,
+    )
+    sensors_path = cfg.resolve(d.sensors)
+    if sensors_path is None:
+        raise StgeoError("data.sensors is required: a CSV with sensor ids and lon/lat, or a point layer.")
+    sensors = read_sensor_locations(
+        sensors_path,
+        id_column=d.sensors_id_column or d.id_column,
+        lon_column=d.lon_column,
+        lat_column=d.lat_column,
+        crs=d.sensors_crs,
+        layer=d.sensors_layer,
+        name_column=d.name_column,
+    )
+    keep = _match_sensors(readings, sensors, readings_path, sensors_path)
+    n_in_file = len(sensors)
+    sensors = sensors.iloc[keep].reset_index(drop=True)
+    readings = readings.sel(node=sensors["sensor_id"].to_numpy())
+
+    empty = [s for s, ok in zip(sensors["sensor_id"], readings.notnull().any("time").values) if not ok]
+    if empty:
+        raise StgeoError(
+            f"Sensor(s) {empty[:10]} in {readings_path} have no valid reading at all (all missing). "
+            "Remove them from the sensors file, or check data.missing_values."
+        )
+
+    a = d.adjacency
+    roads_path = cfg.resolve(d.roads)
+    roads = roads_mod.read_roads(roads_path, layer=d.roads_layer) if roads_path is not None else None
+    method = a.method
+    if method == "auto":
+        method = "road_distance" if roads is not None else "knn"
+    info: dict = {"adjacency_method": method}
+    if method == "road_distance":
+        if roads is None:
+            raise StgeoError("data.adjacency.method is road_distance but data.roads is not set; give a road layer or use knn.")
+        dist = roads_mod.network_distances(roads, sensors, directed=a.directed, max_snap_distance=a.max_snap_distance)
+        adj = roads_mod.gaussian_kernel_adjacency(dist, threshold=a.threshold, sigma=a.sigma)
+        info["unreachable_pairs"] = int(np.isinf(dist).sum())
+    elif method == "matrix":
+        matrix_path = cfg.resolve(a.path)
+        if matrix_path is None:
+            raise StgeoError("data.adjacency.method is matrix but data.adjacency.path is not set.")
+        adj, ids = roads_mod.read_adjacency_matrix(matrix_path)
+        if ids is not None:
+            pos = {s: i for i, s in enumerate(ids)}
+            missing = [s for s in sensors["sensor_id"] if s not in pos]
+            if missing:
+                raise StgeoError(f"Adjacency matrix {matrix_path} has no row for sensor(s) {missing[:10]}.")
+            idx = [pos[s] for s in sensors["sensor_id"]]
+        elif adj.shape[0] == n_in_file:
+            idx = keep
+        else:
+            raise StgeoError(
+                f"Adjacency matrix {matrix_path} is {adj.shape[0]}x{adj.shape[1]} but {sensors_path} lists "
+                f"{n_in_file} sensors; its rows and columns must follow the sensors file's order."
+            )
+        adj = adj[np.ix_(idx, idx)]
+    else:
+        adj = roads_mod.knn_adjacency(sensors, k=a.k)
+    np.fill_diagonal(adj, 0.0)
+    isolated = [s for s, deg in zip(sensors["sensor_id"], (adj > 0).sum(0) + (adj > 0).sum(1)) if deg == 0]
+    if isolated:
+        warnings.warn(
+            f"{len(isolated)} sensor(s) have no neighbour in the graph ({isolated[:10]}); graph models will "
+            "see only their own history. Lower data.adjacency.threshold or use knn to connect them.",
+            stacklevel=2,
+        )
+    info["isolated_sensors"] = len(isolated)
+    edge_index, edge_weight = roads_mod.adjacency_to_edges(adj)
+    name = d.name or readings_path.stem
+    return SensorGraph(
+        values=readings,
+        edge_index=edge_index,
+        edge_weight=edge_weight,
+        nodes=sensors,
+        roads=roads,
+        name=name,
+        units=d.units,
+        info=info,
+    )

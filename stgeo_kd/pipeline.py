@@ -1,0 +1,312 @@
+"""The whole job: files -> SensorGraph -> teacher -> distilled student -> evaluation -> outputs."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from stgeo_kd._atomic import atomic_path, write_text_atomic
+from stgeo_kd.config import RunConfig, config_from_dict, load_config
+from stgeo_kd.data.sensor_graph import SensorGraph
+from stgeo_kd.data.windows import ForecastData
+from stgeo_kd.errors import StgeoError
+from stgeo_kd.evaluate import baselines
+from stgeo_kd.evaluate.cost import cost_summary
+from stgeo_kd.evaluate.metrics import horizon_metrics, per_node_mae
+from stgeo_kd.models import build_model
+from stgeo_kd.training import Distillation, fit, predict, seed_everything
+
+ROLES = ("teacher", "student", "student_scratch")
+
+
+@dataclass
+class RunResult:
+    """What :func:`run` returns: the report, the per-sensor predictions and the trained models.
+
+    Attributes:
+        report: the content of report.json.
+        predictions: GeoDataFrame, one point per sensor in the input CRS, with observed and
+            forecast values at the last test time and test MAE per model.
+        graph: the ingested SensorGraph.
+        models: ``teacher``, ``student``, ``student_scratch`` (torch modules in eval mode).
+        artifacts: output name -> path of what was written (empty without ``out_dir``).
+    """
+
+    report: dict[str, Any]
+    predictions: Any
+    graph: SensorGraph
+    models: dict[str, torch.nn.Module]
+    data: ForecastData
+    artifacts: dict[str, Path] = field(default_factory=dict)
+
+
+def _log(cfg: RunConfig, msg: str) -> None:
+    if cfg.train.progress:
+        print(msg, flush=True)
+
+
+def _as_config(config: RunConfig | dict | str | Path, overrides: list[str] | None) -> RunConfig:
+    if isinstance(config, RunConfig):
+        if overrides:
+            raise StgeoError("overrides can only be applied to a config file or dict, not a RunConfig object.")
+        return config
+    if isinstance(config, dict):
+        from stgeo_kd.config import apply_overrides
+
+        return config_from_dict(apply_overrides(dict(config), overrides))
+    return load_config(config, overrides)
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".stgeo_kd_write_test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise StgeoError(f"Output folder {out_dir} is not writable ({exc.strerror}). Choose another --out folder.") from None
+
+
+def run(
+    config: RunConfig | dict | str | Path,
+    out_dir: str | Path | None = None,
+    overrides: list[str] | None = None,
+    graph: SensorGraph | None = None,
+) -> RunResult:
+    """Run the traffic distillation pipeline end to end.
+
+    Args:
+        config: a YAML path, a mapping with the same keys, or a RunConfig.
+        out_dir: folder for report.json, predictions.gpkg, map.html, student.onnx and weights;
+            None keeps everything in memory (the returned RunResult).
+        overrides: ``key.path=value`` strings applied to the config (like ``--set``).
+        graph: an already-built SensorGraph (skips reading ``data`` files).
+
+    Returns:
+        RunResult with the report dict and a GeoDataFrame of per-sensor predictions.
+
+    Raises:
+        StgeoError: bad input files, config values or an unwritable output folder.
+    """
+    t_start = time.perf_counter()
+    cfg = _as_config(config, overrides)
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        _check_out_dir(out)
+    if cfg.train.num_threads:
+        torch.set_num_threads(cfg.train.num_threads)
+    seed_everything(cfg.train.seed)
+
+    if graph is None:
+        from stgeo_kd.ingest.build import load_sensor_graph
+
+        _log(cfg, "reading data ...")
+        graph = load_sensor_graph(cfg)
+    task = cfg.task
+    horizon = max(task.horizons)
+    data = ForecastData(graph, task.history, horizon, task.split.train, task.split.val, task.split.test)
+    _log(
+        cfg,
+        f"{graph.name}: {graph.num_nodes} sensors, {graph.num_steps} steps of {graph.step_minutes:g} min, "
+        f"{graph.edge_index.shape[1]} edges, {100 * (1 - data.mask.mean()):.1f}% missing; windows "
+        + ", ".join(f"{k} {len(s.starts)}" for k, s in data.splits.items()),
+    )
+
+    adjacency = graph.adjacency()
+
+    def make(model_cfg):
+        return build_model(
+            model_cfg.name,
+            model_cfg.params,
+            num_nodes=graph.num_nodes,
+            history=task.history,
+            horizon=horizon,
+            steps_per_day=data.steps_per_day,
+            adjacency=adjacency,
+        )
+
+    # build every model first, so a bad name or parameter fails before any training
+    seed_everything(cfg.train.seed)
+    teacher = make(cfg.teacher)
+    seed_everything(cfg.train.seed)
+    student = make(cfg.student)
+    seed_everything(cfg.train.seed)
+    scratch = make(cfg.student)
+
+    tr = cfg.train
+    s_epochs = tr.student_epochs or tr.epochs
+    s_lr = tr.student_lr or tr.lr
+    fits = {"teacher": fit(teacher, data, tr, epochs=tr.epochs, lr=tr.lr, role="teacher")}
+    train_inputs = data.window_inputs("train")
+    teacher_train = predict(teacher, train_inputs)
+    distillation = Distillation(teacher_train, cfg.distill.alpha, cfg.distill.loss, cfg.distill.teacher_fills_missing)
+    fits["student"] = fit(student, data, tr, epochs=s_epochs, lr=s_lr, distillation=distillation, role="student (distilled)")
+    fits["student_scratch"] = fit(scratch, data, tr, epochs=s_epochs, lr=s_lr, role="student_scratch (labels only)")
+    models = {"teacher": teacher, "student": student, "student_scratch": scratch}
+
+    _log(cfg, "evaluating on the test split ...")
+    test_x = data.window_inputs("test")
+    truth, mask = data.window_targets_raw("test")
+    preds = {role: data.scaler.inverse(predict(m, test_x).numpy()) for role, m in models.items()}
+    base_preds = {"persistence": baselines.persistence(data, "test"), "historical_average": baselines.historical_average(data, "test")}
+
+    example1 = test_x[-1:].contiguous()
+    batch = test_x[: min(64, len(test_x))].contiguous()
+    model_reports: dict[str, Any] = {}
+    for role, m in models.items():
+        mcfg = cfg.teacher if role == "teacher" else cfg.student
+        entry = {"name": mcfg.name, "params_config": mcfg.params}
+        entry.update(cost_summary(m, example1, batch, repeats=tr.latency_repeats))
+        entry["train_seconds"] = fits[role]["train_seconds"]
+        entry["epochs"] = fits[role]["epochs"]
+        entry["best_epoch"] = fits[role]["best_epoch"]
+        entry["training_curve"] = fits[role]["history"]
+        entry["metrics"] = horizon_metrics(preds[role], truth, mask, task.horizons)
+        model_reports[role] = entry
+    model_reports["baselines"] = {
+        name: {"metrics": horizon_metrics(p, truth, mask, task.horizons)} for name, p in base_preds.items()
+    }
+
+    predictions = _predictions_frame(graph, data, preds | base_preds, truth, mask, task.horizons)
+    report: dict[str, Any] = {
+        "dataset": graph.summary() | {"name": graph.name},
+        "task": {
+            "kind": task.kind,
+            "history": task.history,
+            "horizons": list(task.horizons),
+            "horizon_minutes": [k * graph.step_minutes for k in task.horizons],
+            "split": {"train": task.split.train, "val": task.split.val, "test": task.split.test},
+            "windows": {k: int(len(s.starts)) for k, s in data.splits.items()},
+            "units": graph.units,
+        },
+        "models": model_reports,
+        "distill": {"method": "soft_targets_regression", "alpha": cfg.distill.alpha, "loss": cfg.distill.loss,
+                    "teacher_fills_missing": cfg.distill.teacher_fills_missing},
+        "comparison": _comparison(model_reports, task.horizons),
+        "artifacts": {},
+        "versions": _versions(),
+        "config": cfg.to_dict(),
+    }
+    result = RunResult(report=report, predictions=predictions, graph=graph, models=models, data=data)
+    if out is not None:
+        _write_outputs(cfg, out, result, test_x)
+    report["wall_seconds"] = time.perf_counter() - t_start
+    if out is not None:
+        result.artifacts["report"] = write_text_atomic(out / "report.json", json.dumps(_jsonable(report), indent=2))
+    return result
+
+
+def _predictions_frame(graph, data, preds, truth, mask, horizons):
+    """One row per sensor: forecasts at the last test window and test MAE per model."""
+    import geopandas as gpd
+
+    nodes = graph.nodes
+    frame = {"sensor_id": nodes["sensor_id"].to_numpy()}
+    if "name" in nodes.columns:
+        frame["name"] = nodes["name"].to_numpy()
+    origin = data.times[data.splits["test"].starts[-1] + data.history - 1]
+    frame["forecast_origin"] = np.repeat(str(np.datetime_as_string(origin, unit="m")), graph.num_nodes)
+    for k in horizons:
+        frame[f"observed_h{k}"] = np.where(mask[-1, k - 1], truth[-1, k - 1], np.nan)
+        for role in ("teacher", "student"):
+            frame[f"{role}_h{k}"] = preds[role][-1, k - 1]
+    for role, p in preds.items():
+        frame[f"mae_{role}"] = per_node_mae(p, truth, mask)
+    frame["observed_fraction_test"] = mask.mean(axis=(0, 1))
+    return gpd.GeoDataFrame(frame, geometry=nodes.geometry.to_numpy(), crs=nodes.crs)
+
+
+def _comparison(models: dict, horizons) -> dict:
+    t, s, c = models["teacher"], models["student"], models["student_scratch"]
+    out = {
+        "latency_speedup_student_vs_teacher": t["latency_ms_batch1"] / max(s["latency_ms_batch1"], 1e-9),
+        "param_ratio_teacher_to_student": t["params"] / max(s["params"], 1),
+        "mac_ratio_teacher_to_student": t["macs"] / max(s["macs"], 1),
+        "student_mae_vs_teacher_pct": {},
+        "student_mae_vs_scratch_pct": {},
+    }
+    for k in horizons:
+        key = f"h{k}"
+        tm, sm, cm = (m["metrics"][key]["mae"] for m in (t, s, c))
+        out["student_mae_vs_teacher_pct"][key] = 100.0 * (sm - tm) / tm
+        out["student_mae_vs_scratch_pct"][key] = 100.0 * (sm - cm) / cm
+    return out
+
+
+def _versions() -> dict:
+    import stgeo_kd
+
+    return {"stgeo_kd": stgeo_kd.__version__, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        return None if not np.isfinite(obj) else float(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def _save_weights(model: torch.nn.Module, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        torch.save(model.state_dict(), tmp)
+    return path
+
+
+def _write_outputs(cfg: RunConfig, out: Path, result: RunResult, test_x: torch.Tensor) -> None:
+    report, arts = result.report, result.artifacts
+    o = cfg.outputs
+    if o.gpkg:
+        from stgeo_kd.export.vector import write_gpkg
+
+        arts["gpkg"] = write_gpkg(result.predictions, out / "predictions.gpkg", layer="predictions")
+    if o.map:
+        from stgeo_kd.export.maps import forecast_map, save_map
+
+        m = forecast_map(
+            result.predictions,
+            result.graph.roads,
+            error_column="mae_student",
+            title=f"stgeo_kd: {result.graph.name}",
+            units=result.graph.units,
+            name_column="name" if "name" in result.predictions.columns else None,
+        )
+        arts["map"] = save_map(m, out / "map.html")
+    if o.onnx:
+        from stgeo_kd.export.onnx import check_onnx, export_onnx
+
+        student = result.models["student"]
+        arts["onnx"] = export_onnx(student, test_x[-1:].contiguous(), out / "student.onnx")
+        diff = check_onnx(arts["onnx"], student, test_x[-8:].contiguous())
+        report["models"]["student"]["onnx_max_abs_diff"] = diff
+        if diff > 1e-4:
+            raise StgeoError(f"ONNX export of the student differs from eager outputs by {diff:.2e} (> 1e-4).")
+    if o.checkpoints:
+        for role, m in result.models.items():
+            arts[f"weights_{role}"] = _save_weights(m, out / f"{role}.pt")
+        meta = {
+            "student": {"name": cfg.student.name, "params": cfg.student.params},
+            "teacher": {"name": cfg.teacher.name, "params": cfg.teacher.params},
+            "num_nodes": result.graph.num_nodes,
+            "history": cfg.task.history,
+            "horizon": max(cfg.task.horizons),
+            "steps_per_day": result.data.steps_per_day,
+            "scaler": {"mean": result.data.scaler.mean, "std": result.data.scaler.std},
+            "sensor_ids": result.graph.sensor_ids,
+            "step_minutes": result.graph.step_minutes,
+        }
+        arts["model_meta"] = write_text_atomic(out / "model_meta.json", json.dumps(meta, indent=2))
+    report["artifacts"] = {k: v.name for k, v in arts.items()}
