@@ -39,7 +39,7 @@ def historical_average(data: ForecastData, split: str = "test") -> np.ndarray:
     raw = data.raw[: tr.stop]
     spd = data.steps_per_day
     feats = data.features
-    slot = np.clip(np.floor(feats[:, 0, 2] * spd).astype(np.int64), 0, spd - 1)
+    slot = np.clip(np.floor(feats[:, 0, 2] * spd + 1e-3).astype(np.int64), 0, spd - 1)
     weekend = (feats[:, 0, 3] >= 5).astype(np.int64)
     key = slot * 2 + weekend
     n = raw.shape[1]

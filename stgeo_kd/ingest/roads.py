@@ -84,9 +84,25 @@ def read_roads(path: PathLike, layer: str | None = None) -> gpd.GeoDataFrame:
                 f"{path} is an OSM XML file, which has no layers; call read_roads without layer={layer!r}."
             )
         return read_osm_xml(path)
+    return _clean_lines(read_vector(path, layer, prefer="LineString"), f"{path}").reset_index(drop=True)
+
+
+def read_vector(path: PathLike, layer: str | None = None, prefer: str = "LineString") -> gpd.GeoDataFrame:
+    """Read one layer of a GDAL vector file (Shapefile, GeoPackage, GeoJSON ...) with its CRS.
+
+    Args:
+        path: the file; a Shapefile needs its ``.shx`` and ``.dbf`` beside it.
+        layer: layer name; if omitted in a multi-layer file, the first layer whose geometry type
+            contains ``prefer`` (e.g. ``"LineString"``, ``"Point"``) is read, with a warning.
+
+    Raises:
+        StgeoError: missing/empty/damaged file, missing sidecar, unknown layer, no features, no CRS.
+    """
+    path = Path(path)
+    _check_file(path)
     if path.suffix.lower() == ".shp":
         _check_shapefile_sidecars(path)
-    layer = _pick_layer(path, layer)
+    layer = _pick_layer(path, layer, prefer)
     where = f"layer {layer!r} of {path}"
     try:
         gdf = gpd.read_file(path, layer=layer, engine="pyogrio")
@@ -96,7 +112,7 @@ def read_roads(path: PathLike, layer: str | None = None) -> gpd.GeoDataFrame:
             "open it in QGIS to check, or export the layer again."
         ) from exc
     if len(gdf) == 0:
-        raise StgeoError(f"{where} has no features; choose the layer or file that holds the road lines.")
+        raise StgeoError(f"{where} has no features; choose the layer or file that holds the data.")
     if gdf.crs is None:
         prj_hint = ""
         if path.suffix.lower() == ".shp" and not _sidecar_exists(path, ".prj"):
@@ -105,7 +121,7 @@ def read_roads(path: PathLike, layer: str | None = None) -> gpd.GeoDataFrame:
             f"{where} has no CRS{prj_hint}; set one, e.g. in QGIS Layer Properties > Source, "
             "or gdf.set_crs(...) and save the file again."
         )
-    return _clean_lines(gdf, where).reset_index(drop=True)
+    return gdf
 
 
 def read_osm_xml(
@@ -239,7 +255,7 @@ def _check_shapefile_sidecars(path: Path) -> None:
             )
 
 
-def _pick_layer(path: Path, layer: str | None) -> str:
+def _pick_layer(path: Path, layer: str | None, prefer: str = "LineString") -> str:
     try:
         layers = pyogrio.list_layers(path)
     except DataSourceError as exc:
@@ -256,14 +272,14 @@ def _pick_layer(path: Path, layer: str | None) -> str:
         return layer
     if len(names) == 1:
         return names[0]
-    line_layers = [str(name) for name, geom_type in layers if geom_type is not None and "LineString" in str(geom_type)]
+    line_layers = [str(name) for name, geom_type in layers if geom_type is not None and prefer in str(geom_type)]
     listing = ", ".join(f"{name} ({geom_type})" for name, geom_type in layers)
     if not line_layers:
         raise StgeoError(
-            f"{path} has several layers ({listing}) and none holds lines; pass layer=... naming the road layer."
+            f"{path} has several layers ({listing}) and none holds {prefer} features; pass layer=... to name one."
         )
     warnings.warn(
-        f"{path} has {len(names)} layers ({listing}); reading the first line layer {line_layers[0]!r}. "
+        f"{path} has {len(names)} layers ({listing}); reading the first {prefer} layer {line_layers[0]!r}. "
         "Pass layer=... to choose another.",
         UserWarning,
         stacklevel=3,

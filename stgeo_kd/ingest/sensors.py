@@ -19,7 +19,7 @@ from stgeo_kd.errors import StgeoError
 _TABLE_SUFFIXES = {".csv", ".txt", ".tsv", ".gz", ".parquet", ".pq"}
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
+def read_table(path: str | Path, text_columns: Sequence[str] = ()) -> pd.DataFrame:
     """Read a CSV (optionally gzipped) or Parquet file into a DataFrame.
 
     Raises:
@@ -38,7 +38,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
             df = pd.read_parquet(path)
         elif suffixes and (suffixes[-1] in (".csv", ".txt", ".tsv") or suffixes[-2:] == [".csv", ".gz"]):
             sep = "\t" if ".tsv" in suffixes else ","
-            df = pd.read_csv(path, sep=sep)
+            # ids such as '0101' must stay text, or they stop matching the other file
+            df = pd.read_csv(path, sep=sep, dtype={c: str for c in text_columns})
         else:
             raise StgeoError(f"File {path}: unknown table format {path.suffix!r}; use .csv, .csv.gz or .parquet.")
     except StgeoError:
@@ -159,7 +160,7 @@ def read_readings(
         StgeoError: missing columns, unparsable times or values, duplicates, irregular steps.
     """
     path = Path(path)
-    df = read_table(path)
+    df = read_table(path, text_columns=[id_column])
     if layout == "auto":
         layout = "long" if id_column in df.columns else "wide"
     if layout == "long":
@@ -226,27 +227,6 @@ def read_readings(
     )
 
 
-def _read_vector(path: Path, layer: str | None):
-    """Read one layer of a GDAL vector file (GeoPackage, Shapefile, GeoJSON) that has a CRS."""
-    import geopandas as gpd
-    from pyogrio.errors import DataLayerError, DataSourceError
-
-    if not path.exists():
-        raise StgeoError(f"File {path} does not exist. Check the path in your config (paths are relative to the config file).")
-    if path.is_dir():
-        raise StgeoError(f"{path} is a folder; expected a vector file such as a GeoPackage.")
-    if path.stat().st_size == 0:
-        raise StgeoError(f"File {path} is empty.")
-    where = f"layer {layer!r} of {path}" if layer is not None else str(path)
-    try:
-        gdf = gpd.read_file(path, layer=layer, engine="pyogrio")
-    except (DataSourceError, DataLayerError) as exc:
-        raise StgeoError(f"Cannot read {where}: {exc}. Check the file and data.sensors_layer.") from None
-    if gdf.crs is None:
-        raise StgeoError(f"File {path}: the sensor layer has no CRS; set one (e.g. in QGIS) and save the file again.")
-    return gdf
-
-
 def read_sensor_locations(
     path: str | Path,
     *,
@@ -277,7 +257,7 @@ def read_sensor_locations(
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in _TABLE_SUFFIXES:
-        df = read_table(path)
+        df = read_table(path, text_columns=[id_column])
         _require_columns(df, [id_column, lon_column, lat_column], path, "sensor id/coordinate")
         coords = _to_numeric(df[[lon_column, lat_column]], path)
         if coords.isna().any().any():
@@ -296,7 +276,9 @@ def read_sensor_locations(
                     f"so they are not in {crs}. Set data.sensors_crs to the CRS they are in."
                 )
     else:
-        gdf = _read_vector(path, layer)
+        from stgeo_kd.ingest.roads import read_vector
+
+        gdf = read_vector(path, layer=layer, prefer="Point")
         if id_column not in gdf.columns:
             raise StgeoError(f"File {path}: sensor id column {id_column!r} not found. Columns: {list(gdf.columns)}.")
         if not (gdf.geometry.geom_type == "Point").all():

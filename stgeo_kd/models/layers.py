@@ -50,6 +50,6 @@ class TimeEmbedding(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         last = x[:, -1]
-        slot = torch.clamp((last[..., 2] * self.steps_per_day).floor().long(), 0, self.steps_per_day - 1)
+        slot = torch.clamp((last[..., 2] * self.steps_per_day + 1e-3).floor().long(), 0, self.steps_per_day - 1)
         day = torch.clamp(last[..., 3].long(), 0, 6)
         return torch.cat([self.tod(slot), self.dow(day)], dim=-1)
