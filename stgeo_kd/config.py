@@ -113,6 +113,7 @@ class TrainConfig:
     patience: int = 15
     seed: int = 0
     max_minutes: float | None = None
+    batches_per_epoch: int | None = None
     device: str = "cpu"
     num_threads: int | None = None
     progress: bool = True

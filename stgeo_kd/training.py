@@ -161,6 +161,7 @@ def fit(
     trainer = pl.Trainer(
         max_epochs=epochs,
         max_time={"minutes": train.max_minutes} if train.max_minutes else None,
+        limit_train_batches=train.batches_per_epoch or 1.0,
         accelerator=train.device,
         devices=1,
         logger=False,

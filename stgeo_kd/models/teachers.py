@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from stgeo_kd.models.layers import input_channels, transition_matrices
+from stgeo_kd.models.layers import TimeEmbedding, input_channels, transition_matrices
 
 
 class DiffusionConv(nn.Module):
@@ -57,6 +57,13 @@ class GraphWaveNet(nn.Module):
             ``1 + sum(dilations)`` steps (shorter histories are zero-padded on the left).
         diffusion_steps: K hops per support. adaptive: learn an extra adjacency.
         adaptive_dim: width of the node embeddings E1, E2. dropout: after each graph conv.
+        graph_layers: indices of the temporal layers followed by a graph convolution (default:
+            all but the last, as in Graph WaveNet). Later layers see fewer time steps, so graph
+            convolutions there are cheaper.
+        output_graph_layers: extra diffusion convolutions on the per-node summary (the skip
+            sum, one time step), before the head: cheap spatial mixing.
+        embedding_dim: if > 0, learned sensor, time-of-day and day-of-week embeddings (as in
+            STID) are added to the skip sum, so the teacher also knows who and when it is.
 
     Shapes:
         x: (B, T, N, 4) -> (B, horizon, N)
@@ -77,6 +84,9 @@ class GraphWaveNet(nn.Module):
         adaptive: bool = True,
         adaptive_dim: int = 10,
         dropout: float = 0.3,
+        graph_layers: Sequence[int] | None = None,
+        output_graph_layers: int = 0,
+        embedding_dim: int = 0,
     ):
         super().__init__()
         self.horizon = horizon
@@ -84,6 +94,12 @@ class GraphWaveNet(nn.Module):
         if not self.dilations or min(self.dilations) < 1:
             raise ValueError("dilations must be a non-empty list of positive integers")
         self.receptive_field = 1 + sum(self.dilations)
+        n_layers = len(self.dilations)
+        # the last temporal layer feeds only the skip path, so by default it has no graph conv
+        chosen = range(n_layers - 1) if graph_layers is None else [int(i) for i in graph_layers]
+        if any(i < 0 or i >= n_layers - 1 for i in chosen):
+            raise ValueError(f"graph_layers must be indices in 0..{n_layers - 2}")
+        self.graph_layers = sorted(set(chosen))
         fwd, bwd = transition_matrices(adjacency)
         self.register_buffer("p_fwd", fwd)
         self.register_buffer("p_bwd", bwd)
@@ -95,11 +111,20 @@ class GraphWaveNet(nn.Module):
         self.start = nn.Linear(5, channels)
         self.temporal = nn.ModuleList(nn.Linear(2 * channels, 2 * channels) for _ in self.dilations)
         self.skip = nn.ModuleList(nn.Linear(channels, skip_channels) for _ in self.dilations)
-        # the last layer feeds only the skip path, so it needs no graph convolution
-        self.graph = nn.ModuleList(
-            DiffusionConv(channels, channels, n_supports, diffusion_steps, dropout) for _ in self.dilations[:-1]
+        self.graph = nn.ModuleDict(
+            {str(i): DiffusionConv(channels, channels, n_supports, diffusion_steps, dropout) for i in self.graph_layers}
         )
         self.norm = nn.ModuleList(nn.LayerNorm(channels) for _ in self.dilations[:-1])
+        self.embedding_dim = embedding_dim
+        if embedding_dim:
+            self.node_embedding = nn.Parameter(torch.empty(num_nodes, embedding_dim))
+            nn.init.xavier_uniform_(self.node_embedding)
+            self.time_embedding = TimeEmbedding(steps_per_day, embedding_dim)
+            self.embed = nn.Linear(3 * embedding_dim, skip_channels)
+        self.output_graph = nn.ModuleList(
+            DiffusionConv(skip_channels, skip_channels, n_supports, diffusion_steps, dropout)
+            for _ in range(output_graph_layers)
+        )
         self.end1 = nn.Linear(skip_channels, end_channels)
         self.end2 = nn.Linear(end_channels, horizon)
 
@@ -121,7 +146,16 @@ class GraphWaveNet(nn.Module):
             f, g = self.temporal[i](torch.cat([h[:, :, :-d], h[:, :, d:]], dim=-1)).chunk(2, dim=-1)
             h = torch.tanh(f) * torch.sigmoid(g)
             skip = skip + self.skip[i](h[:, :, -1])
-            if i < len(self.graph):
-                h = self.norm[i](self.graph[i](h.contiguous(), supports) + residual)
-        out = self.end2(torch.relu(self.end1(torch.relu(skip))))  # (N, B, H)
+            if i == len(self.dilations) - 1:
+                break
+            if str(i) in self.graph:
+                h = self.graph[str(i)](h.contiguous(), supports)
+            h = self.norm[i](h + residual)
+        if self.embedding_dim:
+            emb = torch.cat([self.node_embedding.unsqueeze(0).expand(x.shape[0], -1, -1), self.time_embedding(x)], dim=-1)
+            skip = skip + self.embed(emb).transpose(0, 1)
+        out = torch.relu(skip)  # (N, B, S)
+        for conv in self.output_graph:
+            out = out + torch.relu(conv(out, supports))
+        out = self.end2(torch.relu(self.end1(out)))  # (N, B, H)
         return out.permute(1, 2, 0)
