@@ -100,7 +100,10 @@ def load_sensor_graph(cfg: "RunConfig") -> SensorGraph:
     if method == "road_distance":
         if roads is None:
             raise StgeoError("data.adjacency.method is road_distance but data.roads is not set; give a road layer or use knn.")
-        dist = roads_mod.network_distances(roads, sensors, directed=a.directed, max_snap_distance=a.max_snap_distance)
+        # indexed by id so that a sensor too far from the roads is named by its id
+        dist = roads_mod.network_distances(
+            roads, sensors.set_index("sensor_id"), directed=a.directed, max_snap_distance=a.max_snap_distance
+        )
         adj = roads_mod.gaussian_kernel_adjacency(dist, threshold=a.threshold, sigma=a.sigma)
         info["unreachable_pairs"] = int(np.isinf(dist).sum())
     elif method == "matrix":
