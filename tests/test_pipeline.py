@@ -151,3 +151,18 @@ def test_console_script_runs_as_a_user_would(tmp_path):
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "data" in proc.stderr
+
+
+def test_cli_run_prints_where_map_and_report_are(tmp_path, capsys):
+    out = tmp_path / "cli"
+    sets = []
+    for o in FAST:
+        sets += ["--set", o]
+    code = main(["run", str(ROOT / "examples" / "sample_city.yaml"), "--out", str(out), "--quiet", *sets])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert str((out / "map.html").resolve()) in printed
+    assert str((out / "report.json").resolve()) in printed
+    assert "student_scratch" in printed
+    # nothing but the final outputs are left in the folder (no temporary files)
+    assert not [p.name for p in out.iterdir() if ".tmp" in p.name]
