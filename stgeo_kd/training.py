@@ -23,7 +23,6 @@ def _lightning():
     for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning.pytorch.utilities.rank_zero"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     import lightning.pytorch as pl
 
     return pl
@@ -176,7 +175,10 @@ def fit(
     if train.progress:
         print(f"training {role} ({sum(p.numel() for p in model.parameters()):,} parameters, up to {epochs} epochs)", flush=True)
     t0 = time.perf_counter()
-    trainer.fit(module, train_loader, val_loader)
+    with warnings.catch_warnings():
+        # Lightning trips a torch pytree deprecation on every fit; it says nothing to users
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+        trainer.fit(module, train_loader, val_loader)
     seconds = time.perf_counter() - t0
     if keep.state is not None:
         model.load_state_dict(keep.state)
