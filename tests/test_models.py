@@ -88,9 +88,9 @@ def test_build_model_bad_parameter_value():
 
 def test_build_model_passes_parameters():
     model = build("mlp", 6, hidden=7, layers=1, node_dim=3, time_dim=2)
-    assert model.encode.in_features == 12 and model.encode.out_features == 7
+    assert model.encoder.encode.in_features == 12 and model.encoder.encode.out_features == 7
     assert len(model.body.blocks) == 1
-    assert tuple(model.node_embedding.shape) == (N, 3)
+    assert tuple(model.encoder.node_embedding.shape) == (N, 3)
 
 
 def test_parameter_count_and_size_bytes():

@@ -23,6 +23,34 @@ class _ResidualMLP(nn.Module):
         return h
 
 
+class NodeEncoder(nn.Module):
+    """Per-sensor encoding shared by the students: a linear map of the sensor's own history
+    (values and observed flags) concatenated with its learned embedding and time embeddings.
+
+    Shapes:
+        x: (B, T, N, 4) -> (B, N, hidden + node_dim + 2 * time_dim)
+    """
+
+    def __init__(self, num_nodes: int, history: int, steps_per_day: int, hidden: int, node_dim: int, time_dim: int,
+                 relu: bool = False):
+        super().__init__()
+        self.encode = nn.Linear(2 * history, hidden)
+        self.node_embedding = nn.Parameter(torch.empty(num_nodes, node_dim))
+        nn.init.xavier_uniform_(self.node_embedding)
+        self.time_embedding = TimeEmbedding(steps_per_day, time_dim)
+        self.relu = relu
+        self.width = hidden + node_dim + 2 * time_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hist = torch.cat([x[..., 0], x[..., 1]], dim=1).transpose(1, 2)  # (B, N, 2T)
+        h = self.encode(hist)
+        if self.relu:
+            h = torch.relu(h)
+        return torch.cat(
+            [h, self.node_embedding.unsqueeze(0).expand(x.shape[0], -1, -1), self.time_embedding(x)], dim=-1
+        )
+
+
 class MLPStudent(nn.Module):
     """Graph-less MLP over each node's own history, with node and time embeddings.
 
@@ -53,26 +81,14 @@ class MLPStudent(nn.Module):
         dropout: float = 0.1,
     ):
         super().__init__()
-        self.encode = nn.Linear(2 * history, hidden)
-        self.node_embedding = nn.Parameter(torch.empty(num_nodes, node_dim))
-        nn.init.xavier_uniform_(self.node_embedding)
-        self.time_embedding = TimeEmbedding(steps_per_day, time_dim)
-        width = hidden + node_dim + 2 * time_dim
+        self.encoder = NodeEncoder(num_nodes, history, steps_per_day, hidden, node_dim, time_dim)
+        width = self.encoder.width
         self.body = _ResidualMLP(width, layers, dropout)
         self.head = nn.Linear(width, horizon)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Per-node hidden features, (B, N, width): the layer that hints/relations read."""
-        hist = torch.cat([x[..., 0], x[..., 1]], dim=1).transpose(1, 2)  # (B, N, 2T)
-        h = torch.cat(
-            [
-                self.encode(hist),
-                self.node_embedding.unsqueeze(0).expand(x.shape[0], -1, -1),
-                self.time_embedding(x),
-            ],
-            dim=-1,
-        )
-        return self.body(h)
+        return self.body(self.encoder(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x)).transpose(1, 2)
@@ -102,25 +118,14 @@ class GNNStudent(nn.Module):
         fwd, bwd = transition_matrices(adjacency)
         self.register_buffer("p_fwd", fwd)
         self.register_buffer("p_bwd", bwd)
-        self.encode = nn.Linear(2 * history, hidden)
-        self.node_embedding = nn.Parameter(torch.empty(num_nodes, node_dim))
-        nn.init.xavier_uniform_(self.node_embedding)
-        self.time_embedding = TimeEmbedding(steps_per_day, time_dim)
-        width = hidden + node_dim + 2 * time_dim
+        self.encoder = NodeEncoder(num_nodes, history, steps_per_day, hidden, node_dim, time_dim, relu=True)
+        width = self.encoder.width
         self.mix = nn.Linear(3 * width, width)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(width, horizon)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        hist = torch.cat([x[..., 0], x[..., 1]], dim=1).transpose(1, 2)
-        h = torch.cat(
-            [
-                torch.relu(self.encode(hist)),
-                self.node_embedding.unsqueeze(0).expand(x.shape[0], -1, -1),
-                self.time_embedding(x),
-            ],
-            dim=-1,
-        )
+        h = self.encoder(x)
         g = torch.cat([h, self.p_fwd @ h, self.p_bwd @ h], dim=-1)
         h = h + self.dropout(torch.relu(self.mix(g)))
         return self.head(h).transpose(1, 2)
