@@ -74,7 +74,8 @@ class ForecastModule(pl.LightningModule):
     def configure_optimizers(self):
         opt = torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.cfg.weight_decay)
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=max(2, self.cfg.patience // 3))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": self._monitor}}
+        # strict=False: an epoch cut short (max_time) may end without the monitored metric
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": self._monitor, "strict": False}}
 
     @property
     def _monitor(self) -> str:
