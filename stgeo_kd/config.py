@@ -163,14 +163,13 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
-        errors = []
         for arg in args:
             if arg is type(None):
                 continue
             try:
                 return _coerce(value, arg, where)
-            except StgeoError as exc:
-                errors.append(str(exc))
+            except StgeoError:
+                continue
         raise StgeoError(f"Config key '{where}': expected {_type_name(tp)}, got {value!r}.")
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):

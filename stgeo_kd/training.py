@@ -44,12 +44,20 @@ class Distillation:
 class ForecastModule(pl.LightningModule):
     """Wraps a forecasting model with its loss, optimiser and validation metric (masked MAE)."""
 
-    def __init__(self, model: torch.nn.Module, train: TrainConfig, lr: float, distillation: Distillation | None = None):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        train: TrainConfig,
+        lr: float,
+        distillation: Distillation | None = None,
+        monitor: str = "val_mae",
+    ):
         super().__init__()
         self.model = model
         self.cfg = train
         self.lr = lr
         self.distillation = distillation
+        self.monitor = monitor
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -75,13 +83,7 @@ class ForecastModule(pl.LightningModule):
         opt = torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.cfg.weight_decay)
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=max(2, self.cfg.patience // 3))
         # strict=False: an epoch cut short (max_time) may end without the monitored metric
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": self._monitor, "strict": False}}
-
-    @property
-    def _monitor(self) -> str:
-        return "val_mae" if self._has_val else "train_loss"
-
-    _has_val = True
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": self.monitor, "strict": False}}
 
 
 class KeepBest(pl.Callback):
@@ -147,9 +149,8 @@ def fit(
     """
     seed_everything(train.seed)
     has_val = len(data.splits["val"].starts) > 0
-    module = ForecastModule(model, train, lr, distillation)
-    module._has_val = has_val
     monitor = "val_mae" if has_val else "train_loss"
+    module = ForecastModule(model, train, lr, distillation, monitor)
     gen = torch.Generator().manual_seed(train.seed)
     train_loader = DataLoader(data.dataset("train"), batch_size=train.batch_size, shuffle=True, generator=gen)
     val_loader = DataLoader(data.dataset("val"), batch_size=256) if has_val else None

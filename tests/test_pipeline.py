@@ -166,3 +166,15 @@ def test_cli_run_prints_where_map_and_report_are(tmp_path, capsys):
     assert "student_scratch" in printed
     # nothing but the final outputs are left in the folder (no temporary files)
     assert not [p.name for p in out.iterdir() if ".tmp" in p.name]
+
+
+def test_runs_in_memory_without_a_validation_split():
+    result = stgeo_kd.run(
+        ROOT / "examples" / "sample_city.yaml",
+        out_dir=None,
+        overrides=FAST + ["task.split.train=0.8", "task.split.val=0", "task.split.test=0.2"],
+    )
+    assert result.report["task"]["windows"]["val"] == 0
+    assert result.artifacts == {}
+    assert len(result.predictions) == 50
+    assert np.isfinite(result.report["models"]["student"]["metrics"]["h12"]["mae"])
