@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.stgeo_kd_installed
 OUT    ?= out/sample_city
 
-.PHONY: setup demo test test-all bench sample-data clean
+.PHONY: setup demo test bench sample-data clean
 
 # torch is installed first and pinned, so pip takes the CPU wheel on disk instead of a CUDA build
 $(STAMP): pyproject.toml
@@ -21,10 +21,6 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest
-
-# the slow tests too (full Los-loop runs); see docs/benchmarks.md
-test-all: setup
-	$(BIN)/python -m pytest -m "slow or not slow"
 
 bench: setup
 	$(BIN)/python benchmarks/los_loop_seeds.py
