@@ -178,3 +178,12 @@ def test_runs_in_memory_without_a_validation_split():
     assert result.artifacts == {}
     assert len(result.predictions) == 50
     assert np.isfinite(result.report["models"]["student"]["metrics"]["h12"]["mae"])
+
+
+def test_unwritable_output_folder_is_a_clear_error(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    code = main(["run", str(ROOT / "examples" / "sample_city.yaml"), "--out", str(blocker / "out")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "not writable" in err and "Traceback" not in err
