@@ -23,9 +23,6 @@ from stgeo_kd.evaluate.metrics import horizon_metrics, per_node_mae
 from stgeo_kd.models import build_model
 from stgeo_kd.training import Distillation, fit, predict, seed_everything
 
-ROLES = ("teacher", "student", "student_scratch")
-
-
 @dataclass
 class RunResult:
     """What :func:`run` returns: the report, the per-sensor predictions and the trained models.

@@ -48,7 +48,7 @@ def test_knn_and_matrix_adjacency(tmp_path, city_graph):
     assert ((knn.adjacency() > 0).sum(1) >= 4).all()
     matrix = tmp_path / "adj.csv"
     pd.DataFrame(city_graph.adjacency()).to_csv(matrix, header=False, index=False)
-    m = load_sensor_graph(load_config(CITY, [f"data.adjacency.method=matrix", f"data.adjacency.path={matrix}"]))
+    m = load_sensor_graph(load_config(CITY, ["data.adjacency.method=matrix", f"data.adjacency.path={matrix}"]))
     assert np.allclose(m.adjacency(), city_graph.adjacency(), atol=1e-6)
 
 
