@@ -99,7 +99,6 @@ def run(
         _check_out_dir(out)
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
-    seed_everything(cfg.train.seed)
 
     if graph is None:
         from stgeo_kd.ingest.build import load_sensor_graph
