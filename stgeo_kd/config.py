@@ -75,30 +75,63 @@ class SplitConfig:
 
 
 @dataclass
+class ClassesConfig:
+    """How a window's future value becomes a class (``task.kind: classify``).
+
+    ``rule: thresholds``: the value ``h`` steps ahead binned by ``thresholds`` (data units,
+    increasing): class 0 below the first, ... (e.g. speed < 30 congested, < 50 slow, else
+    free flow). ``rule: trend``: the change from the last observed input value to the value
+    ``h`` steps ahead, relative to the training standard deviation: below ``-band`` fall, above
+    ``band`` rise, else flat. ``names`` label the classes in reports.
+    """
+
+    rule: str = "trend"
+    thresholds: list[float] = field(default_factory=list)
+    band: float = 0.25
+    names: list[str] | None = None
+
+
+@dataclass
 class TaskConfig:
     kind: str = "forecast"
     history: int = 12
     horizons: list[int] = field(default_factory=lambda: [3, 6, 9, 12])
     split: SplitConfig = field(default_factory=SplitConfig)
+    classes: ClassesConfig = field(default_factory=ClassesConfig)
 
 
 @dataclass
 class ModelConfig:
+    """A model: registry ``name``, its ``params``, an output ``head`` (``point`` or
+    ``gaussian``: mean and variance) and, among several teachers, its ``weight``."""
+
     name: str = ""
     params: dict[str, Any] = field(default_factory=dict)
+    head: str = "point"
+    weight: float = 1.0
 
 
 @dataclass
 class DistillConfig:
-    """Offline distillation: the student's target is ``alpha * teacher + (1 - alpha) * label``.
+    """How the student learns from the teacher(s); see docs/distillation.md.
 
-    Where the label is missing, the target is the teacher's prediction alone
-    (``teacher_fills_missing: true``) or nothing (``false``).
+    Without ``terms`` a forecasting student regresses on ``alpha * teacher + (1 - alpha) *
+    label`` (the teacher alone where the label is missing, with ``teacher_fills_missing``), and
+    a classifier uses hard labels + Hinton soft targets. ``terms`` lists named loss terms with
+    weights, parameters and schedules; ``alpha`` and ``temperature`` are numbers or schedules
+    (``{kind: linear, start: 0.9, end: 0.1}``).
     """
 
-    alpha: float = 0.5
+    alpha: Any = 0.5
     loss: str = "mae"
     teacher_fills_missing: bool = True
+    temperature: Any = 4.0
+    terms: list[Any] | None = None
+    combine: str = "mean"
+    combine_on: str = "targets"
+    online: bool = False
+    online_lr: float | None = None
+    mutual: bool = False
 
 
 @dataclass
@@ -107,6 +140,7 @@ class TrainConfig:
     student_epochs: int | None = None
     batch_size: int = 32
     lr: float = 2e-3
+    lr_schedule: Any = "plateau"
     student_lr: float | None = None
     weight_decay: float = 1e-4
     loss: str = "mae"
@@ -132,7 +166,7 @@ class OutputsConfig:
 class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
-    teacher: ModelConfig = field(default_factory=lambda: ModelConfig(name="graph_wavenet"))
+    teacher: ModelConfig | list[ModelConfig] = field(default_factory=lambda: ModelConfig(name="graph_wavenet"))
     student: ModelConfig = field(default_factory=lambda: ModelConfig(name="mlp"))
     distill: DistillConfig = field(default_factory=DistillConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -145,6 +179,11 @@ class RunConfig:
             return None
         p = Path(path).expanduser()
         return p if p.is_absolute() else (Path(self.base_dir) / p)
+
+    @property
+    def teachers(self) -> list[ModelConfig]:
+        """The teacher(s) as a list (``teacher`` may be one model or several)."""
+        return list(self.teacher) if isinstance(self.teacher, list) else [self.teacher]
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -298,8 +337,9 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
 def validate(cfg: RunConfig) -> None:
     """Checks that span several keys (ranges, choices)."""
     t = cfg.task
-    if t.kind != "forecast":
-        raise StgeoError(f"task.kind {t.kind!r} is not available for sensor graphs; use 'forecast'.")
+    if t.kind not in ("forecast", "classify"):
+        raise StgeoError(f"task.kind {t.kind!r} is unknown. {did_you_mean(t.kind, ['forecast', 'classify'])}")
+    _validate_distill(cfg)
     if cfg.data.kind != "sensor_graph":
         raise StgeoError(f"data.kind {cfg.data.kind!r} is not supported yet. {did_you_mean(cfg.data.kind, ['sensor_graph'])}")
     if t.history < 1:
@@ -312,8 +352,6 @@ def validate(cfg: RunConfig) -> None:
             f"task.split fractions must be non-negative and sum to 1 (train and test > 0), got "
             f"train={s.train}, val={s.val}, test={s.test}."
         )
-    if not 0.0 <= cfg.distill.alpha <= 1.0:
-        raise StgeoError(f"distill.alpha must be between 0 and 1, got {cfg.distill.alpha}.")
     if cfg.train.epochs < 1 or (cfg.train.student_epochs is not None and cfg.train.student_epochs < 1):
         raise StgeoError("train.epochs and train.student_epochs must be at least 1.")
     if cfg.train.batch_size < 1:
@@ -331,3 +369,53 @@ def validate(cfg: RunConfig) -> None:
         raise StgeoError(f"data.layout must be auto, wide or long, got {cfg.data.layout!r}.")
     if not cfg.data.readings:
         raise StgeoError("data.readings is required: the CSV or Parquet file of sensor readings.")
+
+
+def _validate_distill(cfg: RunConfig) -> None:
+    """Teachers, heads, classes, loss terms and schedules: every name and parameter checked."""
+    from stgeo_kd.distill.objective import COMBINE, COMBINE_ON, parse_terms
+    from stgeo_kd.distill.schedules import LRSchedule, Schedule
+    from stgeo_kd.models.heads import HEADS
+
+    t, d = cfg.task, cfg.distill
+    if not cfg.teachers:
+        raise StgeoError("teacher must name a model, or be a list of models for several teachers.")
+    models = [(f"teacher[{i}]" if len(cfg.teachers) > 1 else "teacher", m) for i, m in enumerate(cfg.teachers)]
+    for where, m in models + [("student", cfg.student)]:
+        if m.head not in HEADS:
+            raise StgeoError(f"{where}.head {m.head!r} is unknown. {did_you_mean(m.head, HEADS)}")
+        if t.kind == "classify" and m.head != "point":
+            raise StgeoError(f"{where}.head must be point for task.kind classify (it outputs class scores).")
+        if m.weight < 0:
+            raise StgeoError(f"{where}.weight must be non-negative, got {m.weight}.")
+    if t.kind == "classify":
+        c = t.classes
+        if c.rule not in ("thresholds", "trend"):
+            raise StgeoError(f"task.classes.rule {c.rule!r} is unknown. {did_you_mean(c.rule, ['thresholds', 'trend'])}")
+        if c.rule == "thresholds" and (not c.thresholds or sorted(c.thresholds) != list(c.thresholds)):
+            raise StgeoError(f"task.classes.thresholds must be an increasing list of values in data units, got {c.thresholds}.")
+        if c.rule == "trend" and c.band <= 0:
+            raise StgeoError(f"task.classes.band must be positive, got {c.band}.")
+        n = len(c.thresholds) + 1 if c.rule == "thresholds" else 3
+        if c.names is not None and len(c.names) != n:
+            raise StgeoError(f"task.classes.names has {len(c.names)} names but the rule makes {n} classes.")
+    alpha = Schedule.parse(d.alpha, "distill.alpha")
+    for v in (alpha.start, alpha.end):
+        if v is not None and not 0.0 <= v <= 1.0:
+            raise StgeoError(f"distill.alpha must be between 0 and 1, got {v}.")
+    temp = Schedule.parse(d.temperature, "distill.temperature")
+    if temp.start <= 0 or (temp.end is not None and temp.end <= 0):
+        raise StgeoError("distill.temperature must be positive.")
+    if d.combine not in COMBINE:
+        raise StgeoError(f"distill.combine {d.combine!r} is unknown. {did_you_mean(d.combine, COMBINE)}")
+    if d.combine_on not in COMBINE_ON:
+        raise StgeoError(f"distill.combine_on {d.combine_on!r} is unknown. {did_you_mean(d.combine_on, COMBINE_ON)}")
+    specs = parse_terms(d.terms, t.kind, d.loss, d.teacher_fills_missing)
+    names = [s.term.name for s in specs]
+    if "peer" in names and not d.mutual:
+        raise StgeoError("distill.terms has 'peer' but distill.mutual is false; set distill.mutual: true.")
+    if d.mutual and any(s.term.student_layers() for s in specs):
+        raise StgeoError("distill.mutual cannot be combined with hint or relation terms (one projection per student).")
+    if "gaussian_kl" in names and any(m.head != "gaussian" for m in cfg.teachers):
+        raise StgeoError("distill.terms has gaussian_kl, which needs teacher.head: gaussian (a mean-and-variance teacher).")
+    LRSchedule.parse(cfg.train.lr_schedule)

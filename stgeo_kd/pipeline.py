@@ -15,13 +15,14 @@ import torch
 from stgeo_kd._atomic import atomic_path, write_text_atomic
 from stgeo_kd.config import RunConfig, config_from_dict, load_config
 from stgeo_kd.data.sensor_graph import SensorGraph
-from stgeo_kd.data.windows import ForecastData
+from stgeo_kd.data.windows import ClassifyData, ForecastData
+from stgeo_kd.distill.objective import objective_from_config
 from stgeo_kd.errors import StgeoError
 from stgeo_kd.evaluate import baselines
 from stgeo_kd.evaluate.cost import cost_summary
-from stgeo_kd.evaluate.metrics import horizon_metrics, per_node_mae
+from stgeo_kd.evaluate.metrics import horizon_classification, horizon_metrics, per_node_mae
 from stgeo_kd.models import build_model
-from stgeo_kd.training import Distillation, fit, predict, seed_everything
+from stgeo_kd.training import Teaching, fit, predict, seed_everything
 
 @dataclass
 class RunResult:
@@ -107,7 +108,13 @@ def run(
         graph = load_sensor_graph(cfg)
     task = cfg.task
     horizon = max(task.horizons)
-    data = ForecastData(graph, task.history, horizon, task.split.train, task.split.val, task.split.test)
+    classify = task.kind == "classify"
+    split = (task.split.train, task.split.val, task.split.test)
+    if classify:
+        c = task.classes
+        data = ClassifyData(graph, task.history, horizon, *split, rule=c.rule, thresholds=c.thresholds, band=c.band, names=c.names)
+    else:
+        data = ForecastData(graph, task.history, horizon, *split)
     _log(
         cfg,
         f"{graph.name}: {graph.num_nodes} sensors, {graph.num_steps} steps of {graph.step_minutes:g} min, "
@@ -117,7 +124,8 @@ def run(
 
     adjacency = graph.adjacency()
 
-    def make(model_cfg):
+    def make(model_cfg, seed):
+        seed_everything(seed)
         return build_model(
             model_cfg.name,
             model_cfg.params,
@@ -126,66 +134,91 @@ def run(
             horizon=horizon,
             steps_per_day=data.steps_per_day,
             adjacency=adjacency,
+            head=model_cfg.head,
+            num_classes=data.num_classes if classify else None,
         )
 
-    # build every model first, so a bad name or parameter fails before any training
-    seed_everything(cfg.train.seed)
-    teacher = make(cfg.teacher)
-    seed_everything(cfg.train.seed)
-    student = make(cfg.student)
-    seed_everything(cfg.train.seed)
-    scratch = make(cfg.student)
-
+    # build every model and the objective first, so a bad name or parameter fails before training
     tr = cfg.train
+    teacher_cfgs = cfg.teachers
+    teachers = [make(m, tr.seed + k) for k, m in enumerate(teacher_cfgs)]
+    student = make(cfg.student, tr.seed)
+    scratch = make(cfg.student, tr.seed)
+    peer = make(cfg.student, tr.seed + 1000) if cfg.distill.mutual else None
+    objective = objective_from_config(cfg)
+
     s_epochs = tr.student_epochs or tr.epochs
     s_lr = tr.student_lr or tr.lr
-    fits = {"teacher": fit(teacher, data, tr, epochs=tr.epochs, lr=tr.lr, role="teacher")}
-    train_inputs = data.window_inputs("train")
-    teacher_train = predict(teacher, train_inputs)
-    distillation = Distillation(teacher_train, cfg.distill.alpha, cfg.distill.loss, cfg.distill.teacher_fills_missing)
-    fits["student"] = fit(student, data, tr, epochs=s_epochs, lr=s_lr, distillation=distillation, role="student (distilled)")
-    fits["student_scratch"] = fit(scratch, data, tr, epochs=s_epochs, lr=s_lr, role="student_scratch (labels only)")
-    models = {"teacher": teacher, "student": student, "student_scratch": scratch}
+    roles = _teacher_roles(len(teachers))
+    fits = {}
+    for role, teacher in zip(roles, teachers):
+        fits[role] = fit(teacher, data, tr, epochs=tr.epochs, lr=tr.lr, kind=task.kind, role=role)
+    teaching = Teaching(teachers=teachers, online=cfg.distill.online, online_lr=cfg.distill.online_lr, peer=peer)
+    fits["student"] = fit(student, data, tr, epochs=s_epochs, lr=s_lr, objective=objective, teaching=teaching,
+                          kind=task.kind, role="student (distilled)")
+    fits["student_scratch"] = fit(scratch, data, tr, epochs=s_epochs, lr=s_lr, kind=task.kind,
+                                  role="student_scratch (labels only)")
+    models = dict(zip(roles, teachers)) | {"student": student, "student_scratch": scratch}
 
     _log(cfg, "evaluating on the test split ...")
     test_x = data.window_inputs("test")
-    truth, mask = data.window_targets_raw("test")
-    preds = {role: data.scaler.inverse(predict(m, test_x).numpy()) for role, m in models.items()}
-    base_preds = {"persistence": baselines.persistence(data, "test"), "historical_average": baselines.historical_average(data, "test")}
+    base_raw = {"persistence": baselines.persistence(data, "test"), "historical_average": baselines.historical_average(data, "test")}
+    if classify:
+        truth, mask = data.window_labels("test")
+        preds = {role: predict(m, test_x).argmax(-1).numpy() for role, m in models.items()}
+        last = data.last_inputs(data.splits["test"].starts)
+        base_preds = {name: data.classify_values(p, last) for name, p in base_raw.items()}
+
+        def score(p):
+            return horizon_classification(p, truth, mask, task.horizons, data.num_classes)
+    else:
+        truth, mask = data.window_targets_raw("test")
+        preds = {role: data.scaler.inverse(predict(m, test_x).numpy()) for role, m in models.items()}
+        base_preds = base_raw
+
+        def score(p):
+            return horizon_metrics(p, truth, mask, task.horizons)
 
     example1 = test_x[-1:].contiguous()
     batch = test_x[: min(64, len(test_x))].contiguous()
     model_reports: dict[str, Any] = {}
     for role, m in models.items():
-        mcfg = cfg.teacher if role == "teacher" else cfg.student
-        entry = {"name": mcfg.name, "params_config": mcfg.params}
+        mcfg = teacher_cfgs[roles.index(role)] if role in roles else cfg.student
+        entry = {"name": mcfg.name, "params_config": mcfg.params, "head": mcfg.head}
         entry.update(cost_summary(m, example1, batch, repeats=tr.latency_repeats))
         entry["train_seconds"] = fits[role]["train_seconds"]
         entry["epochs"] = fits[role]["epochs"]
         entry["best_epoch"] = fits[role]["best_epoch"]
         entry["training_curve"] = fits[role]["history"]
-        entry["metrics"] = horizon_metrics(preds[role], truth, mask, task.horizons)
+        entry["metrics"] = score(preds[role])
         model_reports[role] = entry
-    model_reports["baselines"] = {
-        name: {"metrics": horizon_metrics(p, truth, mask, task.horizons)} for name, p in base_preds.items()
-    }
+    model_reports["baselines"] = {name: {"metrics": score(p)} for name, p in base_preds.items()}
 
-    predictions = _predictions_frame(graph, data, preds | base_preds, truth, mask, task.horizons)
+    if classify:
+        names = np.asarray(data.class_names, dtype=object)
+        predictions = _classes_frame(graph, data, preds | base_preds, truth, mask, task.horizons, names)
+    else:
+        predictions = _predictions_frame(graph, data, preds | base_preds, truth, mask, task.horizons)
+    task_report = {
+        "kind": task.kind,
+        "history": task.history,
+        "horizons": list(task.horizons),
+        "horizon_minutes": [k * graph.step_minutes for k in task.horizons],
+        "split": {"train": task.split.train, "val": task.split.val, "test": task.split.test},
+        "windows": {k: int(len(s.starts)) for k, s in data.splits.items()},
+        "units": graph.units,
+    }
+    if classify:
+        task_report["classes"] = {
+            "rule": data.rule, "names": data.class_names, "thresholds": data.thresholds.tolist(), "band": data.band,
+            "counts": {k: data.class_counts(k) for k in data.splits if len(data.splits[k].starts)},
+        }
     report: dict[str, Any] = {
         "dataset": graph.summary() | {"name": graph.name},
-        "task": {
-            "kind": task.kind,
-            "history": task.history,
-            "horizons": list(task.horizons),
-            "horizon_minutes": [k * graph.step_minutes for k in task.horizons],
-            "split": {"train": task.split.train, "val": task.split.val, "test": task.split.test},
-            "windows": {k: int(len(s.starts)) for k, s in data.splits.items()},
-            "units": graph.units,
-        },
+        "task": task_report,
         "models": model_reports,
-        "distill": {"method": "soft_targets_regression", "alpha": cfg.distill.alpha, "loss": cfg.distill.loss,
-                    "teacher_fills_missing": cfg.distill.teacher_fills_missing},
-        "comparison": _comparison(model_reports, task.horizons),
+        "distill": _distill_report(cfg, objective),
+        "comparison": _comparison(model_reports, task.horizons, classify),
         "artifacts": {},
         "versions": _versions(),
         "config": cfg.to_dict(),
@@ -219,15 +252,70 @@ def _predictions_frame(graph, data, preds, truth, mask, horizons):
     return gpd.GeoDataFrame(frame, geometry=nodes.geometry.to_numpy(), crs=nodes.crs)
 
 
-def _comparison(models: dict, horizons) -> dict:
+def _classes_frame(graph, data, preds, truth, mask, horizons, names):
+    """One row per sensor: predicted classes at the last test window and test error rate
+    (1 - accuracy) per model."""
+    import geopandas as gpd
+
+    nodes = graph.nodes
+    frame = {"sensor_id": nodes["sensor_id"].to_numpy()}
+    if "name" in nodes.columns:
+        frame["name"] = nodes["name"].to_numpy()
+    origin = data.times[data.splits["test"].starts[-1] + data.history - 1]
+    frame["forecast_origin"] = np.repeat(str(np.datetime_as_string(origin, unit="m")), graph.num_nodes)
+    for k in horizons:
+        frame[f"observed_h{k}"] = np.where(mask[-1, k - 1], names[np.clip(truth[-1, k - 1], 0, None)], None)
+        for role in ("teacher", "student"):
+            frame[f"{role}_h{k}"] = names[preds[role][-1, k - 1]]
+    sel = [k - 1 for k in horizons]
+    for role, p in preds.items():
+        right = ((p[:, sel] == truth[:, sel]) & mask[:, sel]).sum(axis=(0, 1))
+        count = mask[:, sel].sum(axis=(0, 1))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frame[f"errorrate_{role}"] = np.where(count > 0, 1.0 - right / np.maximum(count, 1), np.nan)
+    frame["labelled_fraction_test"] = mask[:, sel].mean(axis=(0, 1))
+    return gpd.GeoDataFrame(frame, geometry=nodes.geometry.to_numpy(), crs=nodes.crs)
+
+
+def _teacher_roles(k: int) -> list[str]:
+    return ["teacher"] + [f"teacher_{i + 1}" for i in range(1, k)]
+
+
+def _distill_report(cfg: RunConfig, objective) -> dict:
+    d = cfg.distill
+    return {
+        "terms": [
+            {"name": t.name, "uses": t.uses, "weight": w, "schedule": None if sch is None else sch.__dict__}
+            for t, w, sch in zip(objective.terms, objective.weights, objective.schedules)
+        ],
+        "alpha": objective.alpha.__dict__,
+        "temperature": objective.temperature.__dict__,
+        "teachers": len(cfg.teachers),
+        "combine": d.combine,
+        "combine_on": d.combine_on,
+        "online": d.online,
+        "mutual": d.mutual,
+        # kept from the first report layout: the default objective is this blend
+        "method": "soft_targets_regression" if d.terms is None and cfg.task.kind == "forecast" else "terms",
+        "loss": d.loss,
+        "teacher_fills_missing": d.teacher_fills_missing,
+    }
+
+
+def _comparison(models: dict, horizons, classify: bool = False) -> dict:
     t, s, c = models["teacher"], models["student"], models["student_scratch"]
     out = {
         "latency_speedup_student_vs_teacher": t["latency_ms_batch1"] / max(s["latency_ms_batch1"], 1e-9),
         "param_ratio_teacher_to_student": t["params"] / max(s["params"], 1),
         "mac_ratio_teacher_to_student": t["macs"] / max(s["macs"], 1),
-        "student_mae_vs_teacher_pct": {},
-        "student_mae_vs_scratch_pct": {},
     }
+    if classify:
+        for metric in ("accuracy", "macro_f1"):
+            out[f"student_{metric}_minus_teacher"] = {f"h{k}": s["metrics"][f"h{k}"][metric] - t["metrics"][f"h{k}"][metric] for k in horizons}
+            out[f"student_{metric}_minus_scratch"] = {f"h{k}": s["metrics"][f"h{k}"][metric] - c["metrics"][f"h{k}"][metric] for k in horizons}
+        return out
+    out["student_mae_vs_teacher_pct"] = {}
+    out["student_mae_vs_scratch_pct"] = {}
     for k in horizons:
         key = f"h{k}"
         tm, sm, cm = (m["metrics"][key]["mae"] for m in (t, s, c))
@@ -275,9 +363,9 @@ def _write_outputs(cfg: RunConfig, out: Path, result: RunResult, test_x: torch.T
         m = forecast_map(
             result.predictions,
             result.graph.roads,
-            error_column="mae_student",
+            error_column="errorrate_student" if cfg.task.kind == "classify" else "mae_student",
             title=f"stgeo_kd: {result.graph.name}",
-            units=result.graph.units,
+            units="" if cfg.task.kind == "classify" else result.graph.units,
             name_column="name" if "name" in result.predictions.columns else None,
         )
         arts["map"] = save_map(m, out / "map.html")
@@ -294,8 +382,9 @@ def _write_outputs(cfg: RunConfig, out: Path, result: RunResult, test_x: torch.T
         for role, m in result.models.items():
             arts[f"weights_{role}"] = _save_weights(m, out / f"{role}.pt")
         meta = {
-            "student": {"name": cfg.student.name, "params": cfg.student.params},
-            "teacher": {"name": cfg.teacher.name, "params": cfg.teacher.params},
+            "task": cfg.task.kind,
+            "student": {"name": cfg.student.name, "params": cfg.student.params, "head": cfg.student.head},
+            "teachers": [{"name": m.name, "params": m.params, "head": m.head} for m in cfg.teachers],
             "num_nodes": result.graph.num_nodes,
             "history": cfg.task.history,
             "horizon": max(cfg.task.horizons),

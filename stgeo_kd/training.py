@@ -6,7 +6,7 @@ import copy
 import logging
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -15,7 +15,13 @@ from torch.utils.data import DataLoader
 
 from stgeo_kd.config import TrainConfig
 from stgeo_kd.data.windows import ForecastData
-from stgeo_kd.distill.losses import distill_objective, masked_loss
+from stgeo_kd.distill.hooks import FeatureTap
+from stgeo_kd.distill.losses import cross_entropy, masked_loss
+from stgeo_kd.distill.objective import Objective, labels_only
+from stgeo_kd.distill.schedules import LRSchedule, lr_scheduler
+from stgeo_kd.distill.terms import ErrorWeighted, GaussianKL, Hint
+from stgeo_kd.errors import StgeoError
+from stgeo_kd.models.heads import GaussianHead, model_outputs
 
 
 def _lightning():
@@ -32,58 +38,137 @@ pl = _lightning()
 
 
 @dataclass
-class Distillation:
-    """What a student learns from: the teacher's (scaled) predictions for every training window."""
+class Teaching:
+    """What a student learns from, besides its labels.
 
-    teacher_predictions: torch.Tensor  # (W_train, H, N)
-    alpha: float
-    loss: str
-    teacher_fills_missing: bool
+    Attributes:
+        teachers: trained teacher models (frozen unless ``online``).
+        online: the teachers keep training on their own labels while the student learns from
+            their current outputs (``online_lr``: their learning rate, default ``train.lr``).
+        peer: a second student for deep mutual learning; both learn from each other's
+            detached outputs through the ``peer`` term.
+    """
+
+    teachers: list[torch.nn.Module] = field(default_factory=list)
+    online: bool = False
+    online_lr: float | None = None
+    peer: torch.nn.Module | None = None
 
 
-class ForecastModule(pl.LightningModule):
-    """Wraps a forecasting model with its loss, optimiser and validation metric (masked MAE)."""
+class TrainModule(pl.LightningModule):
+    """One model (and its optional teachers / peer) with its objective, optimiser and
+    validation metric: masked MAE for forecasts (``val_mae``), cross-entropy for classes
+    (``val_ce``), both on the student's outputs."""
 
     def __init__(
         self,
         model: torch.nn.Module,
         train: TrainConfig,
         lr: float,
-        distillation: Distillation | None = None,
+        epochs: int,
+        objective: Objective,
+        kind: str = "forecast",
+        teaching: Teaching | None = None,
+        teacher_cache: list[dict[str, torch.Tensor]] | None = None,
+        student_tap: FeatureTap | None = None,
+        teacher_taps: list[FeatureTap] | None = None,
         monitor: str = "val_mae",
     ):
         super().__init__()
         self.model = model
         self.cfg = train
         self.lr = lr
-        self.distillation = distillation
+        self.max_epochs_planned = epochs
+        self.objective = objective
+        self.kind = kind
         self.monitor = monitor
+        teaching = teaching or Teaching()
+        self.online = teaching.online
+        self.online_lr = teaching.online_lr
+        if self.online:
+            self.teachers = torch.nn.ModuleList(teaching.teachers)  # trained: registered, in the optimiser
+        else:
+            # frozen teachers stay out of the module tree, so Lightning neither trains them nor
+            # switches them to train mode (dropout) at each epoch
+            self._frozen = list(teaching.teachers)
+        self.peer = teaching.peer
+        self.teacher_cache = teacher_cache
+        self.student_tap = student_tap
+        self.teacher_taps = teacher_taps or []
+        self.teacher_objective = labels_only(kind, train.loss) if self.online else None
+
+    @property
+    def teacher_models(self) -> list[torch.nn.Module]:
+        return list(self.teachers) if self.online else self._frozen
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
+    def _teacher_outputs(self, x, i):
+        outs, feats = [], []
+        for k, teacher in enumerate(self.teacher_models):
+            if self.teacher_cache is not None:
+                out = {key: v[i] for key, v in self.teacher_cache[k].items()}
+            elif self.online:
+                out = model_outputs(teacher, x)
+            else:
+                with torch.no_grad():
+                    out = model_outputs(teacher, x)
+            outs.append(out)
+            tap = self.teacher_taps[k] if self.teacher_taps else None
+            feats.append({name: tap[name] for name in self.objective.teacher_layers()} if tap else {})
+        return outs, feats
+
     def training_step(self, batch, batch_idx):
         x, y, m, i = batch
-        pred = self.model(x)
-        if self.distillation is None:
-            loss = masked_loss(pred, y, m, self.cfg.loss)
-        else:
-            d = self.distillation
-            t = d.teacher_predictions[i]
-            loss = distill_objective(pred, t, y, m, d.alpha, d.loss, d.teacher_fills_missing)
+        epoch, epochs = self.current_epoch, self.max_epochs_planned
+        out = model_outputs(self.model, x)
+        s_feats = {name: self.student_tap[name] for name in self.objective.student_layers()} if self.student_tap else {}
+        t_outs, t_feats = self._teacher_outputs(x, i)
+        extra = torch.zeros((), device=x.device)
+        if self.online:
+            for t_out in t_outs:
+                t_loss, _ = self.teacher_objective(t_out, y, m, epoch, epochs)
+                extra = extra + t_loss
+            self.log("teacher_loss", extra, on_step=False, on_epoch=True, batch_size=len(x))
+        detached = [{k: v.detach() for k, v in o.items()} for o in t_outs]
+        t_feats = [{k: v.detach() for k, v in f.items()} for f in t_feats]
+        peer_out = None
+        if self.peer is not None:
+            peer_out = model_outputs(self.peer, x)
+            p_loss, _ = self.objective(peer_out, y, m, epoch, epochs, teachers=detached or None,
+                                       peer={k: v.detach() for k, v in out.items()})
+            extra = extra + p_loss
+        loss, parts = self.objective(
+            out, y, m, epoch, epochs, teachers=detached or None, student_features=s_feats, teacher_features=t_feats,
+            peer=None if peer_out is None else {k: v.detach() for k, v in peer_out.items()},
+        )
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(x))
-        return loss
+        if len(parts) > 1:
+            for name, value in parts.items():
+                self.log(f"term_{name}", value, on_step=False, on_epoch=True, batch_size=len(x))
+        return loss + extra
 
     def validation_step(self, batch, batch_idx):
         x, y, m, _ = batch
-        mae = masked_loss(self.model(x), y, m, "mae")
-        self.log("val_mae", mae, on_step=False, on_epoch=True, prog_bar=True, batch_size=int(m.sum()))
+        out = model_outputs(self.model, x)
+        if "logits" in out:
+            self.log("val_ce", cross_entropy(out["logits"], y, m), on_step=False, on_epoch=True, prog_bar=True,
+                     batch_size=max(int(m.sum()), 1))
+        else:
+            self.log("val_mae", masked_loss(out["pred"], y, m, "mae"), on_step=False, on_epoch=True, prog_bar=True,
+                     batch_size=max(int(m.sum()), 1))
 
     def configure_optimizers(self):
-        opt = torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.cfg.weight_decay)
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=max(2, self.cfg.patience // 3))
-        # strict=False: an epoch cut short (max_time) may end without the monitored metric
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": self.monitor, "strict": False}}
+        wd = self.cfg.weight_decay
+        groups = [{"params": list(self.model.parameters()) + list(self.objective.parameters()), "lr": self.lr}]
+        if self.peer is not None:
+            groups.append({"params": list(self.peer.parameters()), "lr": self.lr})
+        if self.online:
+            groups.append({"params": list(self.teachers.parameters()), "lr": self.online_lr or self.cfg.lr})
+        opt = torch.optim.Adam(groups, lr=self.lr, weight_decay=wd)
+        sched = lr_scheduler(opt, LRSchedule.parse(self.cfg.lr_schedule), self.max_epochs_planned, self.cfg.patience, self.monitor)
+        return opt if sched is None else {"optimizer": opt, "lr_scheduler": sched}
 
 
 class KeepBest(pl.Callback):
@@ -110,6 +195,8 @@ class KeepBest(pl.Callback):
         if value < self.best:
             self.best, self.best_epoch = value, trainer.current_epoch
             self.state = copy.deepcopy(module.model.state_dict())
+            if getattr(module, "online", False):
+                self.teacher_states = [copy.deepcopy(t.state_dict()) for t in module.teachers]
 
 
 class EpochHistory(pl.Callback):
@@ -122,14 +209,77 @@ class EpochHistory(pl.Callback):
     def on_train_epoch_end(self, trainer, module):
         m = trainer.callback_metrics
         row = {"epoch": trainer.current_epoch + 1, "seconds": round(time.perf_counter() - self._t0, 2)}
-        for key in ("train_loss", "val_mae"):
-            if key in m:
+        for key in sorted(m):
+            if key in ("train_loss", "val_mae", "val_ce", "teacher_loss") or key.startswith("term_"):
                 row[key] = round(float(m[key]), 5)
         self.rows.append(row)
 
 
 def seed_everything(seed: int) -> None:
     pl.seed_everything(seed, workers=True, verbose=False)
+
+
+def _loader(data, split: str, batch_size: int = 256):
+    return DataLoader(data.dataset(split), batch_size=batch_size, shuffle=False)
+
+
+@torch.no_grad()
+def _teacher_pass(teacher: torch.nn.Module, data, kind: str) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """A frozen teacher's outputs on every training window (in dataset order) and its training
+    error per node: mean absolute error (scaled) or cross-entropy, over observed labels."""
+    was = teacher.training
+    teacher.eval()
+    outs: dict[str, list] = {}
+    err_sum, count = 0.0, 0.0
+    for x, y, m, _ in _loader(data, "train"):
+        o = model_outputs(teacher, x)
+        for k, v in o.items():
+            outs.setdefault(k, []).append(v)
+        if "logits" in o:
+            safe = torch.where(m, y, torch.zeros_like(y)).long()
+            e = -torch.log_softmax(o["logits"], -1).gather(-1, safe.unsqueeze(-1)).squeeze(-1)
+        else:
+            e = (o["pred"] - torch.where(m, y, o["pred"])).abs()
+        e = torch.where(m, e, torch.zeros_like(e))
+        err_sum = err_sum + e.sum(dim=(0, 1))
+        count = count + m.sum(dim=(0, 1))
+    teacher.train(was)
+    error = err_sum / torch.as_tensor(count).clamp_min(1.0)
+    return {k: torch.cat(v) for k, v in outs.items()}, error
+
+
+def _prepare(model, data, objective: Objective, teaching: Teaching, kind: str):
+    """Taps, hint projections, teacher caches and training errors for a distilled student."""
+    n = data.num_nodes
+    example = data.window_inputs("train")[:1]
+    s_layers, t_layers = objective.student_layers(), objective.teacher_layers()
+    student_tap = teacher_taps = None
+    if s_layers:
+        student_tap = FeatureTap(model, s_layers, n)
+        student_tap.probe(example)
+    if t_layers:
+        teacher_taps = [FeatureTap(t, t_layers, n) for t in teaching.teachers]
+        for tap in teacher_taps:
+            tap.probe(example)
+    used = range(len(teaching.teachers)) if objective.combine_on == "losses" else [0]
+    for term in objective.terms:
+        if isinstance(term, Hint):
+            for k in used:
+                term.build(k, student_tap.width(term.s_layer), teacher_taps[k].width(term.t_layer))
+        if isinstance(term, GaussianKL) and not all(isinstance(t, GaussianHead) for t in teaching.teachers):
+            raise StgeoError("The gaussian_kl term needs every teacher to have a Gaussian head: set head: gaussian under teacher.")
+    cache, errors = [], []
+    for teacher in teaching.teachers:
+        outs, err = _teacher_pass(teacher, data, kind)
+        cache.append(outs)
+        errors.append(err)
+    if errors:
+        objective.teacher_error = torch.stack(errors)
+        for term in objective.terms:
+            if isinstance(term, ErrorWeighted):
+                term.auto_tau = [max(float(e.mean()), 1e-3) for e in errors]
+    use_cache = not teaching.online and not t_layers
+    return student_tap, teacher_taps, (cache if use_cache else None)
 
 
 def fit(
@@ -139,21 +289,36 @@ def fit(
     *,
     epochs: int,
     lr: float,
-    distillation: Distillation | None = None,
+    objective: Objective | None = None,
+    teaching: Teaching | None = None,
+    kind: str = "forecast",
     role: str = "model",
 ) -> dict[str, Any]:
-    """Train ``model`` on the train windows, early-stopping on validation masked MAE.
+    """Train ``model`` on the train windows, early-stopping on the validation split.
 
-    The best epoch's weights are loaded back into ``model``. Returns a summary dict with
-    ``train_seconds``, ``epochs`` (run), ``best_epoch`` and ``best_val_mae`` (scaled units).
+    Without ``objective`` the model trains on its labels alone (its natural loss). With
+    ``teaching`` it also learns from teachers (and/or a mutual-learning peer) through the
+    objective's terms. The best epoch's weights are loaded back into ``model`` (and into
+    online teachers). Returns ``train_seconds``, ``epochs`` (run), ``best_epoch``,
+    ``best_val`` (scaled MAE or cross-entropy) and the per-epoch ``history``.
     """
     seed_everything(train.seed)
+    objective = objective or labels_only(kind, train.loss)
+    teaching = teaching or Teaching()
+    if objective.uses_teacher and not teaching.teachers:
+        raise StgeoError("The distillation terms need a teacher, but none was given.")
+    if objective.uses_peer and teaching.peer is None:
+        raise StgeoError("The 'peer' term needs distill.mutual: true (two students that learn from each other).")
     has_val = len(data.splits["val"].starts) > 0
-    monitor = "val_mae" if has_val else "train_loss"
-    module = ForecastModule(model, train, lr, distillation, monitor)
+    val_key = "val_ce" if kind == "classify" else "val_mae"
+    monitor = val_key if has_val else "train_loss"
+    student_tap, teacher_taps, cache = (None, None, None)
+    if teaching.teachers:
+        student_tap, teacher_taps, cache = _prepare(model, data, objective, teaching, kind)
+    module = TrainModule(model, train, lr, epochs, objective, kind, teaching, cache, student_tap, teacher_taps, monitor)
     gen = torch.Generator().manual_seed(train.seed)
     train_loader = DataLoader(data.dataset("train"), batch_size=train.batch_size, shuffle=True, generator=gen)
-    val_loader = DataLoader(data.dataset("val"), batch_size=256) if has_val else None
+    val_loader = _loader(data, "val") if has_val else None
     keep = KeepBest(monitor)
     history = EpochHistory()
     callbacks: list[Any] = [keep, history, pl.callbacks.EarlyStopping(monitor=monitor, patience=train.patience, mode="min")]
@@ -177,26 +342,37 @@ def fit(
     if train.progress:
         print(f"training {role} ({sum(p.numel() for p in model.parameters()):,} parameters, up to {epochs} epochs)", flush=True)
     t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        # Lightning trips a torch pytree deprecation on every fit; it says nothing to users
-        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-        trainer.fit(module, train_loader, val_loader)
+    try:
+        with warnings.catch_warnings():
+            # Lightning trips a torch pytree deprecation on every fit; it says nothing to users
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+            trainer.fit(module, train_loader, val_loader)
+    finally:
+        for tap in [student_tap, *(teacher_taps or [])]:
+            if tap is not None:
+                tap.remove()
     seconds = time.perf_counter() - t0
     if keep.state is not None:
         model.load_state_dict(keep.state)
+        for t, state in zip(teaching.teachers if teaching.online else [], getattr(keep, "teacher_states", [])):
+            t.load_state_dict(state)
     model.eval()
+    for t in teaching.teachers:
+        t.eval()
     return {
         "train_seconds": seconds,
         "epochs": int(trainer.current_epoch),
         "best_epoch": int(keep.best_epoch) + 1,
-        "best_val_mae_scaled": keep.best if np.isfinite(keep.best) else None,
+        "best_val": keep.best if np.isfinite(keep.best) else None,
+        "monitor": monitor,
         "history": history.rows,
     }
 
 
 @torch.inference_mode()
 def predict(model: torch.nn.Module, inputs: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Model outputs (W, H, N) for input windows (W, T, N, 4), in scaled units."""
+    """Model outputs for input windows (W, T, N, 4): (W, H, N) scaled forecasts (the mean of a
+    Gaussian head), or (W, H, N, C) class logits."""
     model.eval()
     outs = [model(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)]
     return torch.cat(outs) if outs else torch.zeros(0)

@@ -39,7 +39,7 @@ def build(name: str, history: int, **params) -> nn.Module:
 
 
 def test_registry_names():
-    assert set(MODELS) == {"graph_wavenet", "mlp", "gnn"}
+    assert set(MODELS) == {"graph_wavenet", "mlp", "gnn", "lstm", "gru"}
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -66,7 +66,7 @@ def test_build_model_unknown_name_lists_valid_names():
         build("mpl", 4)
     msg = str(info.value)
     assert "'mpl'" in msg
-    assert "Valid names: gnn, graph_wavenet, mlp." in msg
+    assert "Valid names: gnn, graph_wavenet, gru, lstm, mlp." in msg
     assert "Did you mean 'mlp'?" in msg
 
 

@@ -112,6 +112,10 @@ class ForecastData:
     def dataset(self, split: str) -> "WindowDataset":
         return WindowDataset(self, self.splits[split].starts)
 
+    def labels(self, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Class labels of windows (classification data only); None for forecasting."""
+        return None
+
     def window_targets_raw(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """Raw targets (W, H, N) in data units (NaN where missing) and their mask."""
         starts = self.splits[split].starts
@@ -135,6 +139,8 @@ class WindowDataset(Dataset):
         self._features = torch.from_numpy(data.features)
         self._target = torch.from_numpy(data.target)
         self._mask = torch.from_numpy(data.mask)
+        labelled = data.labels(starts)
+        self._labels = None if labelled is None else (torch.from_numpy(labelled[0]), torch.from_numpy(labelled[1]))
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -142,9 +148,74 @@ class WindowDataset(Dataset):
     def __getitem__(self, i: int):
         s = int(self.starts[i])
         h, f = self.data.history, self.data.horizon
+        if self._labels is not None:
+            return self._features[s : s + h], self._labels[0][i], self._labels[1][i], i
         return (
             self._features[s : s + h],
             self._target[s + h : s + h + f],
             self._mask[s + h : s + h + f],
             i,
         )
+
+
+class ClassifyData(ForecastData):
+    """Windows labelled by what happens next: the class of the value ``k`` steps ahead.
+
+    ``rule="thresholds"``: the future value binned by increasing ``thresholds`` (data units):
+    class ``j`` when ``thresholds[j-1] <= value < thresholds[j]``.
+    ``rule="trend"``: the change from the last input value to the future value, divided by the
+    training standard deviation: ``< -band`` fall (0), ``> band`` rise (2), else flat (1).
+    A position is unlabelled where the future value (or, for trend, the last input value) is
+    missing; such positions count in no loss and no metric.
+
+    Dataset items are ``(x, labels, mask, i)`` with integer labels (horizon, N).
+    """
+
+    def __init__(self, graph: SensorGraph, history: int, horizon: int, train: float, val: float, test: float,
+                 rule: str = "trend", thresholds: list[float] | None = None, band: float = 0.25,
+                 names: list[str] | None = None):
+        super().__init__(graph, history, horizon, train, val, test)
+        self.rule = rule
+        self.thresholds = np.asarray(thresholds or [], dtype=np.float64)
+        self.band = float(band)
+        if rule == "thresholds":
+            if self.thresholds.size == 0:
+                raise StgeoError("Classes by thresholds need task.classes.thresholds, e.g. [30, 50] for speeds.")
+            self.num_classes = self.thresholds.size + 1
+            default = [f"class_{j}" for j in range(self.num_classes)]
+        elif rule == "trend":
+            self.num_classes = 3
+            default = ["fall", "flat", "rise"]
+        else:
+            raise StgeoError(f"Unknown class rule {rule!r}; use thresholds or trend.")
+        self.class_names = list(names) if names else default
+
+    def classify_values(self, future: np.ndarray, last: np.ndarray | None = None) -> np.ndarray:
+        """Classes (int64, -1 where undefined) of future values; ``last`` is the value each is
+        compared with under the trend rule (broadcast against ``future``)."""
+        ok = np.isfinite(future)
+        if self.rule == "thresholds":
+            cls = np.searchsorted(self.thresholds, np.nan_to_num(future), side="right")
+        else:
+            ok = ok & np.isfinite(last)
+            change = (np.nan_to_num(future) - np.nan_to_num(last)) / self.scaler.std
+            cls = np.where(change < -self.band, 0, np.where(change > self.band, 2, 1))
+        return np.where(ok, cls, -1).astype(np.int64)
+
+    def last_inputs(self, starts: np.ndarray) -> np.ndarray:
+        """The last input value of each window (W, 1, N), NaN where missing."""
+        return self.raw[starts + self.history - 1][:, None, :]
+
+    def labels(self, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        idx = starts[:, None] + self.history + np.arange(self.horizon)[None, :]
+        future = np.where(self.mask[idx], self.raw[idx], np.nan)
+        cls = self.classify_values(future, self.last_inputs(starts))
+        return cls, cls >= 0
+
+    def window_labels(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """Labels (W, H, N) int64 (-1 unlabelled) and their mask for a split."""
+        return self.labels(self.splits[split].starts)
+
+    def class_counts(self, split: str) -> list[int]:
+        cls, ok = self.window_labels(split)
+        return np.bincount(cls[ok], minlength=self.num_classes).tolist()

@@ -61,3 +61,154 @@ def distill_objective(
     target = torch.where(mask, alpha * teacher + (1.0 - alpha) * label, teacher)
     weight = torch.ones_like(mask) if teacher_fills_missing else mask
     return masked_loss(student, target, weight, kind)
+
+
+# ----------------------------------------------------------------------------------------------
+# classification
+
+
+def _as_mask(mask: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    return torch.ones(like.shape, dtype=torch.bool, device=like.device) if mask is None else mask.bool()
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    w = mask.to(values.dtype)
+    values = torch.where(mask, values, torch.zeros_like(values))
+    return (values * w).sum() / w.sum().clamp_min(1.0)
+
+
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Hard-label cross-entropy ``-log softmax(z)[y]`` averaged over the observed positions.
+
+    Shapes:
+        logits: (..., C); labels: (...) integer classes (any value where ``mask`` is false);
+        mask: (...) bool or None (all observed).
+    """
+    mask = _as_mask(mask, labels)
+    safe = torch.where(mask, labels, torch.zeros_like(labels)).long()
+    nll = -torch.log_softmax(logits, dim=-1).gather(-1, safe.unsqueeze(-1)).squeeze(-1)
+    return _masked_mean(nll, mask)
+
+
+def hinton_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,
+              mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Hinton et al. (2015) soft-target loss: ``T^2 * KL(softmax(t/T) || softmax(s/T))``.
+
+    The KL is summed over classes and averaged over positions; the ``T^2`` factor keeps the
+    gradient scale independent of T, so it can be mixed with a hard-label loss.
+
+    Shapes:
+        student_logits, teacher_logits: (..., C); mask: (...) bool or None.
+    """
+    t = float(temperature)
+    log_p_s = torch.log_softmax(student_logits / t, dim=-1)
+    log_p_t = torch.log_softmax(teacher_logits.detach() / t, dim=-1)
+    kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(-1)
+    return (t * t) * _masked_mean(kl, _as_mask(mask, kl))
+
+
+def probability_mse(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0,
+                    mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Squared error between probability vectors: ``sum_c (p_s,c - p_t,c)^2`` averaged over
+    positions, with ``p = softmax(z / T)`` (Kim et al. 2021 compare it with the KL loss).
+
+    Shapes:
+        student_logits, teacher_logits: (..., C); mask: (...) bool or None.
+    """
+    t = float(temperature)
+    diff = torch.softmax(student_logits / t, dim=-1) - torch.softmax(teacher_logits.detach() / t, dim=-1)
+    se = (diff * diff).sum(-1)
+    return _masked_mean(se, _as_mask(mask, se))
+
+
+# ----------------------------------------------------------------------------------------------
+# regression: Gaussian soft targets
+
+
+def gaussian_nll(mean: torch.Tensor, var: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Gaussian negative log-likelihood ``0.5 * (log var + (y - mu)^2 / var)`` (the constant
+    ``0.5 log 2 pi`` left out) averaged over observed entries; trains a mean-and-variance head.
+
+    Shapes:
+        mean, var, target, mask: the same shape, e.g. (B, H, N); var > 0.
+    """
+    target = torch.where(mask, target, mean.detach())
+    nll = 0.5 * (torch.log(var) + (target - mean) ** 2 / var)
+    return _masked_mean(nll, mask.bool())
+
+
+def gaussian_kl(mean_t: torch.Tensor, var_t: torch.Tensor, mean_s: torch.Tensor, var_s: torch.Tensor,
+                weight: torch.Tensor | None = None) -> torch.Tensor:
+    """``KL(N(mu_t, var_t) || N(mu_s, var_s))``, elementwise closed form, averaged:
+
+        0.5 * (log(var_s / var_t) + (var_t + (mu_t - mu_s)^2) / var_s - 1)
+
+    The teacher side is detached. Where the teacher is unsure (large ``var_t``) a student mean
+    far from ``mu_t`` costs less, so the teacher's uncertainty weighs what the student copies.
+    A point student passes ``var_s = var_t``, which leaves ``(mu_t - mu_s)^2 / (2 var_t)``.
+
+    Shapes:
+        all (B, H, N) (or any one shape); weight: optional bool/float of that shape.
+    """
+    mean_t, var_t = mean_t.detach(), var_t.detach()
+    kl = 0.5 * (torch.log(var_s / var_t) + (var_t + (mean_t - mean_s) ** 2) / var_s - 1.0)
+    if weight is None:
+        return kl.mean()
+    return _weighted_mean(kl, weight)
+
+
+def _weighted_mean(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    w = weight.to(values.dtype)
+    return (values * w).sum() / w.sum().clamp_min(1e-12)
+
+
+def error_weights(teacher: torch.Tensor, label: torch.Tensor, mask: torch.Tensor, tau: float) -> torch.Tensor:
+    """Trust in the teacher per entry: ``exp(-|teacher - label| / tau)`` where the label is
+    observed, 1 where it is missing (nothing says the teacher is wrong there).
+
+    Shapes:
+        teacher, label, mask: (B, H, N) scaled; returns float weights of that shape in (0, 1].
+    """
+    err = (teacher.detach() - torch.where(mask, label, teacher.detach())).abs()
+    return torch.where(mask, torch.exp(-err / float(tau)), torch.ones_like(err))
+
+
+# ----------------------------------------------------------------------------------------------
+# features
+
+
+def hint_loss(student_features: torch.Tensor, teacher_features: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+    """FitNets (Romero et al., ICLR 2015) hint: mean squared error between the (projected)
+    student features and the teacher's, optionally after standardising each feature vector
+    (zero mean, unit variance over its last axis) so that scale differences do not dominate.
+
+    Shapes:
+        student_features, teacher_features: (B, N, D) with the same D (project first).
+    """
+    t = teacher_features.detach()
+    s = student_features
+    if normalize:
+        s = torch.nn.functional.layer_norm(s, s.shape[-1:])
+        t = torch.nn.functional.layer_norm(t, t.shape[-1:])
+    return ((s - t) ** 2).mean()
+
+
+def similarity_matrix(features: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity between every pair of nodes (or pixels): (B, N, D) -> (B, N, N)."""
+    f = torch.nn.functional.normalize(features, dim=-1, eps=1e-8)
+    return f @ f.transpose(1, 2)
+
+
+def relation_loss(student_features: torch.Tensor, teacher_features: torch.Tensor) -> torch.Tensor:
+    """Relation distillation (Park et al., CVPR 2019 "Relational KD"; for graphs, Yang et al.,
+    CVPR 2020 "local structure preserving"): mean squared difference between the student's and
+    the teacher's node-to-node cosine similarity matrices. The widths may differ, since only
+    the (N, N) matrices are compared; a graph-less student so inherits which sensors behave
+    alike from a graph teacher.
+
+    Shapes:
+        student_features: (B, N, Ds); teacher_features: (B, N, Dt).
+    """
+    ss = similarity_matrix(student_features)
+    st = similarity_matrix(teacher_features.detach())
+    return ((ss - st) ** 2).mean()

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 
 from stgeo_kd.errors import StgeoError, did_you_mean
+from stgeo_kd.models.heads import HEADS, ClassifierHead, GaussianHead, model_outputs
+from stgeo_kd.models.recurrent import RNNForecaster, gru, lstm
 from stgeo_kd.models.students import GNNStudent, MLPStudent
 from stgeo_kd.models.teachers import GraphWaveNet
 
@@ -23,6 +25,8 @@ MODELS: dict[str, Callable[..., torch.nn.Module]] = {
     "graph_wavenet": GraphWaveNet,
     "mlp": MLPStudent,
     "gnn": GNNStudent,
+    "lstm": lstm,
+    "gru": gru,
 }
 
 
@@ -35,8 +39,18 @@ def build_model(
     horizon: int,
     steps_per_day: int,
     adjacency: np.ndarray,
+    head: str = "point",
+    num_classes: int | None = None,
 ) -> torch.nn.Module:
-    """Build a registered model; unknown names or parameters get a message listing the valid ones."""
+    """Build a registered model; unknown names or parameters get a message listing the valid ones.
+
+    ``head``: ``point`` (the model itself), ``gaussian`` (:class:`GaussianHead`, mean and
+    variance) or, with ``num_classes``, class logits (:class:`ClassifierHead`).
+    """
+    if head not in HEADS:
+        raise StgeoError(f"Unknown head {head!r}. {did_you_mean(head, HEADS)}")
+    if num_classes is not None and head != "point":
+        raise StgeoError(f"A classification model takes no {head!r} head; remove 'head' from its config.")
     if name not in MODELS:
         raise StgeoError(f"Unknown model {name!r}. {did_you_mean(name, list(MODELS))}")
     cls = MODELS[name]
@@ -48,17 +62,26 @@ def build_model(
     unknown = [k for k in params if k not in allowed]
     if unknown:
         raise StgeoError(f"Model {name!r} has no parameter {unknown[0]!r}. {did_you_mean(unknown[0], allowed)}")
+    outputs = horizon * (num_classes or 1) * (2 if head == "gaussian" else 1)
     try:
-        return cls(
+        base = cls(
             num_nodes=num_nodes,
             history=history,
-            horizon=horizon,
+            horizon=outputs,
             steps_per_day=steps_per_day,
             adjacency=adjacency,
             **params,
         )
     except (TypeError, ValueError) as exc:
         raise StgeoError(f"Model {name!r}: bad parameters {params}: {exc}") from None
+    if num_classes is not None:
+        return ClassifierHead(base, horizon, num_classes)
+    if head == "gaussian":
+        return GaussianHead(base, horizon)
+    return base
 
 
-__all__ = ["MODELS", "build_model", "GraphWaveNet", "MLPStudent", "GNNStudent"]
+__all__ = [
+    "MODELS", "build_model", "model_outputs", "GraphWaveNet", "MLPStudent", "GNNStudent", "RNNForecaster",
+    "GaussianHead", "ClassifierHead",
+]
