@@ -10,7 +10,7 @@ Quick use::
 
 __version__ = "0.1.0"
 
-from stgeo_kd.errors import StgeoError  # noqa: E402
+from stgeo_kd.errors import StgeoError
 
 
 def __getattr__(name: str):
@@ -34,4 +34,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'stgeo_kd' has no attribute {name!r}")
 
 
-__all__ = ["StgeoError", "run", "RunResult", "load_config", "RunConfig", "SensorGraph", "load_sensor_graph", "__version__"]
+__all__ = ["RunConfig", "RunResult", "SensorGraph", "StgeoError", "__version__", "load_config", "load_sensor_graph", "run"]

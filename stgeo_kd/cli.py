@@ -6,6 +6,7 @@ import argparse
 import sys
 import textwrap
 import warnings
+from pathlib import Path
 
 EXIT_BAD_INPUT = 2
 
@@ -22,6 +23,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.epochs=5 (repeatable)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
+    r.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run in the same --out folder from its last checkpoint")
     sub.add_parser("version", help="print the version")
     return p
 
@@ -38,18 +41,29 @@ def main(argv: list[str] | None = None) -> int:
     overrides = list(args.overrides)
     if args.quiet:
         overrides.append("train.progress=false")
+    out = Path(args.out)
+    created = _first_missing_folder(out)
+    formatwarning = warnings.formatwarning
     try:
+        _check_config_file(Path(args.config))
         from stgeo_kd.pipeline import run
 
         # user-facing warnings (repaired data, isolated sensors) as one plain line each
         warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
-        result = run(args.config, out_dir=args.out, overrides=overrides)
+        result = run(args.config, out_dir=args.out, overrides=overrides, resume=args.resume)
     except StgeoError as exc:
-        print("stgeo-kd: error: " + textwrap.fill(str(exc), width=100, subsequent_indent="  "), file=sys.stderr)
+        _remove_empty_folders(out, created)
+        # never break inside a word: paths and keys must stay whole to be copied
+        message = textwrap.fill(
+            str(exc), width=100, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False
+        )
+        print("stgeo-kd: error: " + message, file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("stgeo-kd: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = formatwarning  # main() may run inside a larger program (or a test)
     rep = result.report
     arts = result.artifacts
     print(_summary(rep))
@@ -59,20 +73,78 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _check_config_file(path: Path) -> None:
+    """The CONFIG argument: a file that exists and holds more than comments."""
+    from stgeo_kd.errors import StgeoError
+
+    hint = "Give the path of a YAML config; examples/sample_city.yaml is a complete one to copy."
+    if not path.exists():
+        raise StgeoError(f"Config file {path} not found. {hint}")
+    if not path.is_file():
+        raise StgeoError(f"Config file {path} is a folder, not a file. {hint}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise StgeoError(f"Config file {path} is not UTF-8 text. Save it as UTF-8; {hint[0].lower()}{hint[1:]}") from None
+    except OSError as exc:
+        raise StgeoError(f"Config file {path} cannot be read ({exc.strerror}). Check its permissions.") from None
+    if all(not line.strip() or line.lstrip().startswith("#") for line in text.splitlines()):
+        raise StgeoError(f"Config file {path} is empty (no keys, at most comments). {hint}")
+    import yaml
+
+    try:
+        yaml.safe_load(text)  # the safe loader: tags such as !!python/object are refused, never run
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise StgeoError(
+            f"Config file {path} is not valid YAML{where}: {problem}. Fix the file there (keys are written "
+            "'key: value', nested keys indented by spaces); tags such as !!python/... are refused, configs are "
+            "read with a safe loader that never runs code."
+        ) from None
+
+
+def _first_missing_folder(out: Path) -> Path | None:
+    """The top-most folder of ``out`` that does not exist yet (what a run would create), or None."""
+    created = None
+    for folder in (out, *out.parents):
+        if folder.exists():
+            break
+        created = folder
+    return created
+
+
+def _remove_empty_folders(out: Path, created: Path | None) -> None:
+    """After a failed run, remove the folders it created for ``out`` if they are still empty."""
+    if created is None:
+        return
+    for folder in (out, *out.parents):
+        try:
+            folder.rmdir()  # only empty folders go
+        except OSError:
+            return
+        if folder == created:
+            return
+
+
 def _summary(rep: dict) -> str:
-    """A small text table of MAE per horizon and cost for the three models and baselines."""
+    """A small text table of MAE (or macro-F1) per horizon and cost for the models and baselines."""
     hs = rep["task"]["horizons"]
-    lines = [f"test MAE ({rep['task'].get('units') or 'data units'}) by steps ahead:"]
+    metric = "macro_f1" if rep["task"]["kind"] == "classify" else "mae"
+    what = "macro-F1" if metric == "macro_f1" else f"MAE ({rep['task'].get('units') or 'data units'})"
+    lines = [f"test {what} by steps ahead:"]
     lines.append(f"{'model':<20}" + "".join(f"{'h' + str(k):>8}" for k in hs) + f"{'params':>10}{'ms@b1':>9}")
     m = rep["models"]
-    for role in ("teacher", "student", "student_scratch"):
+    roles = [r for r in m if r.startswith("teacher")] + ["student", "student_scratch"]
+    for role in roles:
         e = m[role]
         lines.append(
-            f"{role:<20}" + "".join(f"{e['metrics'][f'h{k}']['mae']:>8.3f}" for k in hs)
+            f"{role:<20}" + "".join(f"{e['metrics'][f'h{k}'][metric]:>8.3f}" for k in hs)
             + f"{e['params']:>10,}{e['latency_ms_batch1']:>9.2f}"
         )
     for name, e in m["baselines"].items():
-        lines.append(f"{name:<20}" + "".join(f"{e['metrics'][f'h{k}']['mae']:>8.3f}" for k in hs))
+        lines.append(f"{name:<20}" + "".join(f"{e['metrics'][f'h{k}'][metric]:>8.3f}" for k in hs))
     c = rep["comparison"]
     lines.append(
         f"student is {c['latency_speedup_student_vs_teacher']:.1f}x faster than the teacher at batch 1 "

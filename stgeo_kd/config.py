@@ -152,6 +152,7 @@ class TrainConfig:
     num_threads: int | None = None
     progress: bool = True
     latency_repeats: int = 50
+    checkpoints: bool = True
 
 
 @dataclass
@@ -368,7 +369,8 @@ def validate(cfg: RunConfig) -> None:
     if cfg.data.layout not in ("auto", "wide", "long"):
         raise StgeoError(f"data.layout must be auto, wide or long, got {cfg.data.layout!r}.")
     if not cfg.data.readings:
-        raise StgeoError("data.readings is required: the CSV or Parquet file of sensor readings.")
+        raise StgeoError("data.readings is required: set it to the CSV or Parquet file of sensor readings.")
+    _validate_data(cfg)
 
 
 def _validate_distill(cfg: RunConfig) -> None:
@@ -419,3 +421,23 @@ def _validate_distill(cfg: RunConfig) -> None:
     if "gaussian_kl" in names and any(m.head != "gaussian" for m in cfg.teachers):
         raise StgeoError("distill.terms has gaussian_kl, which needs teacher.head: gaussian (a mean-and-variance teacher).")
     LRSchedule.parse(cfg.train.lr_schedule)
+
+
+def _validate_data(cfg: RunConfig) -> None:
+    """Ranges of the data.* values that are only used once the files have been read."""
+    a = cfg.data.adjacency
+    if not 0.0 <= a.threshold <= 1.0:
+        raise StgeoError(
+            f"data.adjacency.threshold must be between 0 and 1 (weights below it are dropped; DCRNN uses 0.1), "
+            f"got {a.threshold}."
+        )
+    if a.sigma is not None and not 0.0 < a.sigma < float("inf"):
+        raise StgeoError(
+            f"data.adjacency.sigma must be a positive distance in metres, or null to estimate it, got {a.sigma}."
+        )
+    if a.k < 1:
+        raise StgeoError(f"data.adjacency.k must be at least 1 (neighbours per sensor), got {a.k}.")
+    if not a.max_snap_distance > 0:
+        raise StgeoError(
+            f"data.adjacency.max_snap_distance must be a positive distance in metres, got {a.max_snap_distance}."
+        )

@@ -11,7 +11,7 @@ class StgeoError(ValueError):
     """
 
 
-def did_you_mean(name: str, valid: "list[str] | tuple[str, ...] | set[str]") -> str:
+def did_you_mean(name: str, valid: list[str] | tuple[str, ...] | set[str]) -> str:
     """Return a short hint listing the valid names, closest first."""
     import difflib
 

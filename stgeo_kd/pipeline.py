@@ -20,9 +20,47 @@ from stgeo_kd.distill.objective import objective_from_config
 from stgeo_kd.errors import StgeoError
 from stgeo_kd.evaluate import baselines
 from stgeo_kd.evaluate.cost import cost_summary
-from stgeo_kd.evaluate.metrics import horizon_classification, horizon_metrics, per_node_mae
+from stgeo_kd.evaluate.metrics import (
+    horizon_classification,
+    horizon_metrics,
+    per_node_mae,
+)
 from stgeo_kd.models import build_model
 from stgeo_kd.training import Teaching, fit, predict, seed_everything
+
+
+def task_data(graph: SensorGraph, task) -> ForecastData:
+    """Windows, splits and scaler for ``task`` (a TaskConfig): ForecastData, or ClassifyData
+    (with the task's class rule) for ``kind: classify``."""
+    split = (task.split.train, task.split.val, task.split.test)
+    horizon = max(task.horizons)
+    if task.kind == "classify":
+        c = task.classes
+        return ClassifyData(graph, task.history, horizon, *split, rule=c.rule, thresholds=c.thresholds, band=c.band, names=c.names)
+    return ForecastData(graph, task.history, horizon, *split)
+
+
+def model_factory(graph: SensorGraph, data: ForecastData, task):
+    """A function ``make(model_cfg, seed)`` that seeds torch and builds a model for this data."""
+    adjacency = graph.adjacency()
+    num_classes = data.num_classes if isinstance(data, ClassifyData) else None
+
+    def make(model_cfg, seed: int) -> torch.nn.Module:
+        seed_everything(seed)
+        return build_model(
+            model_cfg.name,
+            model_cfg.params,
+            num_nodes=graph.num_nodes,
+            history=task.history,
+            horizon=max(task.horizons),
+            steps_per_day=data.steps_per_day,
+            adjacency=adjacency,
+            head=model_cfg.head,
+            num_classes=num_classes,
+        )
+
+    return make
+
 
 @dataclass
 class RunResult:
@@ -77,6 +115,7 @@ def run(
     out_dir: str | Path | None = None,
     overrides: list[str] | None = None,
     graph: SensorGraph | None = None,
+    resume: bool = False,
 ) -> RunResult:
     """Run the traffic distillation pipeline end to end.
 
@@ -86,6 +125,9 @@ def run(
             None keeps everything in memory (the returned RunResult).
         overrides: ``key.path=value`` strings applied to the config (like ``--set``).
         graph: an already-built SensorGraph (skips reading ``data`` files).
+        resume: continue an interrupted run in the same ``out_dir``: finished models are
+            loaded from ``out_dir/checkpoints`` and the unfinished one continues from its last
+            epoch checkpoint. Without it, a run starts afresh.
 
     Returns:
         RunResult with the report dict and a GeoDataFrame of per-sensor predictions.
@@ -107,14 +149,8 @@ def run(
         _log(cfg, "reading data ...")
         graph = load_sensor_graph(cfg)
     task = cfg.task
-    horizon = max(task.horizons)
     classify = task.kind == "classify"
-    split = (task.split.train, task.split.val, task.split.test)
-    if classify:
-        c = task.classes
-        data = ClassifyData(graph, task.history, horizon, *split, rule=c.rule, thresholds=c.thresholds, band=c.band, names=c.names)
-    else:
-        data = ForecastData(graph, task.history, horizon, *split)
+    data = task_data(graph, task)
     _log(
         cfg,
         f"{graph.name}: {graph.num_nodes} sensors, {graph.num_steps} steps of {graph.step_minutes:g} min, "
@@ -122,21 +158,7 @@ def run(
         + ", ".join(f"{k} {len(s.starts)}" for k, s in data.splits.items()),
     )
 
-    adjacency = graph.adjacency()
-
-    def make(model_cfg, seed):
-        seed_everything(seed)
-        return build_model(
-            model_cfg.name,
-            model_cfg.params,
-            num_nodes=graph.num_nodes,
-            history=task.history,
-            horizon=horizon,
-            steps_per_day=data.steps_per_day,
-            adjacency=adjacency,
-            head=model_cfg.head,
-            num_classes=data.num_classes if classify else None,
-        )
+    make = model_factory(graph, data, task)
 
     # build every model and the objective first, so a bad name or parameter fails before training
     tr = cfg.train
@@ -150,14 +172,15 @@ def run(
     s_epochs = tr.student_epochs or tr.epochs
     s_lr = tr.student_lr or tr.lr
     roles = _teacher_roles(len(teachers))
+    stages = _Stages(out / "checkpoints" if (out is not None and tr.checkpoints) else None, resume, cfg)
     fits = {}
     for role, teacher in zip(roles, teachers):
-        fits[role] = fit(teacher, data, tr, epochs=tr.epochs, lr=tr.lr, kind=task.kind, role=role)
+        fits[role] = stages.fit(role, teacher, data, tr, epochs=tr.epochs, lr=tr.lr, kind=task.kind, role=role)
     teaching = Teaching(teachers=teachers, online=cfg.distill.online, online_lr=cfg.distill.online_lr, peer=peer)
-    fits["student"] = fit(student, data, tr, epochs=s_epochs, lr=s_lr, objective=objective, teaching=teaching,
-                          kind=task.kind, role="student (distilled)")
-    fits["student_scratch"] = fit(scratch, data, tr, epochs=s_epochs, lr=s_lr, kind=task.kind,
-                                  role="student_scratch (labels only)")
+    fits["student"] = stages.fit("student", student, data, tr, epochs=s_epochs, lr=s_lr, objective=objective,
+                                 teaching=teaching, kind=task.kind, role="student (distilled)")
+    fits["student_scratch"] = stages.fit("student_scratch", scratch, data, tr, epochs=s_epochs, lr=s_lr, kind=task.kind,
+                                         role="student_scratch (labels only)")
     models = dict(zip(roles, teachers)) | {"student": student, "student_scratch": scratch}
 
     _log(cfg, "evaluating on the test split ...")
@@ -205,7 +228,7 @@ def run(
         "horizons": list(task.horizons),
         "horizon_minutes": [k * graph.step_minutes for k in task.horizons],
         "split": {"train": task.split.train, "val": task.split.val, "test": task.split.test},
-        "windows": {k: int(len(s.starts)) for k, s in data.splits.items()},
+        "windows": {k: len(s.starts) for k, s in data.splits.items()},
         "units": graph.units,
     }
     if classify:
@@ -229,7 +252,63 @@ def run(
     report["wall_seconds"] = time.perf_counter() - t_start
     if out is not None:
         result.artifacts["report"] = write_text_atomic(out / "report.json", json.dumps(_jsonable(report), indent=2))
+        stages.clear()  # the run is complete: its resumable checkpoints are no longer needed
     return result
+
+
+class _Stages:
+    """Crash safety for the pipeline's training stages (teachers, student, scratch student).
+
+    Each stage writes a resumable checkpoint after every epoch to ``checkpoints/<role>.ckpt``
+    and, when finished, its best weights and summary to ``<role>.done.pt`` / ``.done.json``
+    (atomically). With ``resume``, finished stages are loaded (``weights_only``) instead of
+    trained and the interrupted one continues from its last epoch.
+    """
+
+    def __init__(self, folder: Path | None, resume: bool, cfg: RunConfig):
+        self.folder, self.resume = folder, resume
+        if folder is None:
+            return
+        fingerprint = json.dumps(_jsonable(cfg.to_dict() | {"outputs": None}), sort_keys=True)
+        stamp = folder / "config.json"
+        if resume and stamp.exists() and stamp.read_text() != fingerprint:
+            raise StgeoError(
+                f"--resume: the checkpoints in {folder} were made with a different config; run without --resume "
+                "to start afresh, or resume with the original config."
+            )
+        if not resume and folder.exists():
+            self.clear()
+        folder.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(stamp, fingerprint)
+
+    def fit(self, key: str, model: torch.nn.Module, *args, **kwargs) -> dict:
+        if self.folder is None:
+            return fit(model, *args, **kwargs)
+        done_w, done_j = self.folder / f"{key}.done.pt", self.folder / f"{key}.done.json"
+        if self.resume and done_w.exists() and done_j.exists():
+            from stgeo_kd.export.weights import load_weights
+
+            load_weights(done_w, model)
+            teaching = kwargs.get("teaching")
+            for i, t in enumerate(teaching.teachers if teaching is not None and teaching.online else []):
+                load_weights(self.folder / f"{key}.done.teacher{i}.pt", t)
+            model.eval()
+            return json.loads(done_j.read_text())
+        summary = fit(model, *args, checkpoint=self.folder / f"{key}.ckpt", resume=self.resume, **kwargs)
+        teaching = kwargs.get("teaching")
+        for i, t in enumerate(teaching.teachers if teaching is not None and teaching.online else []):
+            _save_weights(t, self.folder / f"{key}.done.teacher{i}.pt")
+        _save_weights(model, done_w)
+        write_text_atomic(done_j, json.dumps(_jsonable(summary)))
+        return summary
+
+    def clear(self) -> None:
+        if self.folder is None or not self.folder.exists():
+            return
+        for p in self.folder.iterdir():
+            if p.is_file():
+                p.unlink()
+        self.folder.rmdir()
 
 
 def _predictions_frame(graph, data, preds, truth, mask, horizons):
@@ -353,11 +432,15 @@ def _save_weights(model: torch.nn.Module, path: Path) -> Path:
 def _write_outputs(cfg: RunConfig, out: Path, result: RunResult, test_x: torch.Tensor) -> None:
     report, arts = result.report, result.artifacts
     o = cfg.outputs
-    if o.gpkg:
+    located = bool(result.predictions.geometry.notna().any())
+    if not located and (o.gpkg or o.map):
+        # e.g. a graph given without sensor locations: nothing to put on a map
+        report["artifacts_skipped"] = {"gpkg": "no sensor locations", "map": "no sensor locations"}
+    if o.gpkg and located:
         from stgeo_kd.export.vector import write_gpkg
 
         arts["gpkg"] = write_gpkg(result.predictions, out / "predictions.gpkg", layer="predictions")
-    if o.map:
+    if o.map and located:
         from stgeo_kd.export.maps import forecast_map, save_map
 
         m = forecast_map(

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
+import random
 import time
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -108,7 +111,11 @@ class TrainModule(pl.LightningModule):
         outs, feats = [], []
         for k, teacher in enumerate(self.teacher_models):
             if self.teacher_cache is not None:
-                out = {key: v[i] for key, v in self.teacher_cache[k].items()}
+                cached = {key: v[i] for key, v in self.teacher_cache[k].items()}
+                out = {key: v for key, v in cached.items() if not key.startswith("feat:")}
+                outs.append(out)
+                feats.append({key[5:]: v for key, v in cached.items() if key.startswith("feat:")})
+                continue
             elif self.online:
                 out = model_outputs(teacher, x)
             else:
@@ -179,6 +186,14 @@ class KeepBest(pl.Callback):
         self.best = float("inf")
         self.best_epoch = -1
         self.state: dict[str, torch.Tensor] | None = None
+        self.teacher_states: list[dict[str, torch.Tensor]] = []
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "best_epoch": self.best_epoch, "state": self.state, "teacher_states": self.teacher_states}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.best_epoch = state["best"], state["best_epoch"]
+        self.state, self.teacher_states = state["state"], state["teacher_states"]
 
     def on_validation_epoch_end(self, trainer, module):
         self._check(trainer, module)
@@ -206,6 +221,14 @@ class EpochHistory(pl.Callback):
         self.rows: list[dict[str, float]] = []
         self._t0 = time.perf_counter()
 
+    def state_dict(self) -> dict:
+        return {"rows": self.rows}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rows = list(state["rows"])
+        # wall time goes on from the last recorded epoch
+        self._t0 = time.perf_counter() - (self.rows[-1]["seconds"] if self.rows else 0.0)
+
     def on_train_epoch_end(self, trainer, module):
         m = trainer.callback_metrics
         row = {"epoch": trainer.current_epoch + 1, "seconds": round(time.perf_counter() - self._t0, 2)}
@@ -219,20 +242,86 @@ def seed_everything(seed: int) -> None:
     pl.seed_everything(seed, workers=True, verbose=False)
 
 
+class EpochShuffle(torch.utils.data.Sampler):
+    """Shuffle each epoch with a generator seeded by ``(seed, epoch)``, so the order of epoch k
+    is the same whether or not the run was interrupted and resumed before it (Lightning calls
+    :meth:`set_epoch` at every epoch start)."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = int(n), int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class CrashSafety(pl.Callback):
+    """Save a resumable checkpoint at the end of every epoch, atomically (temporary file +
+    rename), with the random number generators' states, so a run killed at any moment
+    resumes from the last finished epoch and continues exactly as if never interrupted."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._rng: dict | None = None
+
+    def on_train_epoch_end(self, trainer, module):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        trainer.save_checkpoint(tmp)
+        os.replace(tmp, self.path)
+
+    def state_dict(self) -> dict:
+        np_state = np.random.get_state()
+        return {
+            "torch": torch.get_rng_state(),
+            "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+            "python": random.getstate(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self._rng = state
+
+    def on_train_epoch_start(self, trainer, module):
+        # restore the generators at the start of the first resumed epoch, where an
+        # uninterrupted run stands with the same states
+        if self._rng is not None:
+            torch.set_rng_state(self._rng["torch"])
+            kind, keys, *rest = self._rng["numpy"]
+            np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
+            py = self._rng["python"]
+            random.setstate((py[0], tuple(py[1]), py[2]))
+            self._rng = None
+
+
 def _loader(data, split: str, batch_size: int = 256):
-    return DataLoader(data.dataset(split), batch_size=batch_size, shuffle=False)
+    # a private generator: iterating must not draw from the global RNG (resumed runs restore it)
+    return DataLoader(data.dataset(split), batch_size=batch_size, shuffle=False, generator=torch.Generator())
+
+
+#: feature caches larger than this are not kept; the teacher then runs on every batch instead
+FEATURE_CACHE_BYTES = 2 * 1024**3
 
 
 @torch.no_grad()
-def _teacher_pass(teacher: torch.nn.Module, data, kind: str) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+def _teacher_pass(teacher: torch.nn.Module, data, kind: str, tap: FeatureTap | None = None,
+                  layers: list[str] = ()) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """A frozen teacher's outputs on every training window (in dataset order) and its training
-    error per node: mean absolute error (scaled) or cross-entropy, over observed labels."""
+    error per node: mean absolute error (scaled) or cross-entropy, over observed labels. With a
+    ``tap``, the named layers' (B, N, D) features are kept too, under ``feat:<layer>``."""
     was = teacher.training
     teacher.eval()
     outs: dict[str, list] = {}
     err_sum, count = 0.0, 0.0
     for x, y, m, _ in _loader(data, "train"):
         o = model_outputs(teacher, x)
+        if tap is not None:
+            o = o | {f"feat:{name}": tap[name] for name in layers}
         for k, v in o.items():
             outs.setdefault(k, []).append(v)
         if "logits" in o:
@@ -257,20 +346,29 @@ def _prepare(model, data, objective: Objective, teaching: Teaching, kind: str):
     if s_layers:
         student_tap = FeatureTap(model, s_layers, n)
         student_tap.probe(example)
-    if t_layers:
-        teacher_taps = [FeatureTap(t, t_layers, n) for t in teaching.teachers]
-        for tap in teacher_taps:
-            tap.probe(example)
+    # with merged targets, feature terms read the first teacher only
     used = range(len(teaching.teachers)) if objective.combine_on == "losses" else [0]
+    if t_layers:
+        teacher_taps = [FeatureTap(t, t_layers, n) if k in used else None for k, t in enumerate(teaching.teachers)]
+        for tap in teacher_taps:
+            if tap is not None:
+                tap.probe(example)
     for term in objective.terms:
         if isinstance(term, Hint):
             for k in used:
                 term.build(k, student_tap.width(term.s_layer), teacher_taps[k].width(term.t_layer))
         if isinstance(term, GaussianKL) and not all(isinstance(t, GaussianHead) for t in teaching.teachers):
             raise StgeoError("The gaussian_kl term needs every teacher to have a Gaussian head: set head: gaussian under teacher.")
+    # frozen teachers: their outputs (and tapped features, when they fit in memory) are
+    # computed once for every training window instead of at every batch of every epoch
+    n_windows = len(data.splits["train"].starts)
+    feature_bytes = sum(4 * n_windows * n * tap.width(name) for tap in (teacher_taps or []) if tap is not None
+                        for name in t_layers)
+    cache_features = not teaching.online and bool(t_layers) and feature_bytes <= FEATURE_CACHE_BYTES
     cache, errors = [], []
-    for teacher in teaching.teachers:
-        outs, err = _teacher_pass(teacher, data, kind)
+    for k, teacher in enumerate(teaching.teachers):
+        tap = teacher_taps[k] if (cache_features and teacher_taps) else None
+        outs, err = _teacher_pass(teacher, data, kind, tap, t_layers)
         cache.append(outs)
         errors.append(err)
     if errors:
@@ -278,7 +376,7 @@ def _prepare(model, data, objective: Objective, teaching: Teaching, kind: str):
         for term in objective.terms:
             if isinstance(term, ErrorWeighted):
                 term.auto_tau = [max(float(e.mean()), 1e-3) for e in errors]
-    use_cache = not teaching.online and not t_layers
+    use_cache = not teaching.online and (not t_layers or cache_features)
     return student_tap, teacher_taps, (cache if use_cache else None)
 
 
@@ -293,6 +391,8 @@ def fit(
     teaching: Teaching | None = None,
     kind: str = "forecast",
     role: str = "model",
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Train ``model`` on the train windows, early-stopping on the validation split.
 
@@ -301,6 +401,10 @@ def fit(
     objective's terms. The best epoch's weights are loaded back into ``model`` (and into
     online teachers). Returns ``train_seconds``, ``epochs`` (run), ``best_epoch``,
     ``best_val`` (scaled MAE or cross-entropy) and the per-epoch ``history``.
+
+    With ``checkpoint`` (a file path), a resumable checkpoint is written there at the end of
+    every epoch; with ``resume`` and that file present, training continues from it (the same
+    seed then gives the same result as an uninterrupted run).
     """
     seed_everything(train.seed)
     objective = objective or labels_only(kind, train.loss)
@@ -316,14 +420,20 @@ def fit(
     if teaching.teachers:
         student_tap, teacher_taps, cache = _prepare(model, data, objective, teaching, kind)
     module = TrainModule(model, train, lr, epochs, objective, kind, teaching, cache, student_tap, teacher_taps, monitor)
-    gen = torch.Generator().manual_seed(train.seed)
-    train_loader = DataLoader(data.dataset("train"), batch_size=train.batch_size, shuffle=True, generator=gen)
+    train_set = data.dataset("train")
+    train_loader = DataLoader(train_set, batch_size=train.batch_size, sampler=EpochShuffle(len(train_set), train.seed),
+                              generator=torch.Generator())
     val_loader = _loader(data, "val") if has_val else None
     keep = KeepBest(monitor)
     history = EpochHistory()
     callbacks: list[Any] = [keep, history, pl.callbacks.EarlyStopping(monitor=monitor, patience=train.patience, mode="min")]
     if train.progress:
         callbacks.append(pl.callbacks.TQDMProgressBar(leave=False))
+    ckpt_path = None
+    if checkpoint is not None:
+        callbacks.append(CrashSafety(Path(checkpoint)))
+        if resume and Path(checkpoint).is_file():
+            ckpt_path = str(checkpoint)
     trainer = pl.Trainer(
         max_epochs=epochs,
         max_time={"minutes": train.max_minutes} if train.max_minutes else None,
@@ -346,7 +456,7 @@ def fit(
         with warnings.catch_warnings():
             # Lightning trips a torch pytree deprecation on every fit; it says nothing to users
             warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-            trainer.fit(module, train_loader, val_loader)
+            trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt_path, weights_only=True)
     finally:
         for tap in [student_tap, *(teacher_taps or [])]:
             if tap is not None:
@@ -354,7 +464,7 @@ def fit(
     seconds = time.perf_counter() - t0
     if keep.state is not None:
         model.load_state_dict(keep.state)
-        for t, state in zip(teaching.teachers if teaching.online else [], getattr(keep, "teacher_states", [])):
+        for t, state in zip(teaching.teachers if teaching.online else [], keep.teacher_states):
             t.load_state_dict(state)
     model.eval()
     for t in teaching.teachers:

@@ -35,8 +35,8 @@ class SensorGraph:
     values: xr.DataArray
     edge_index: np.ndarray
     edge_weight: np.ndarray
-    nodes: "gpd.GeoDataFrame"
-    roads: "gpd.GeoDataFrame | None" = None
+    nodes: gpd.GeoDataFrame
+    roads: gpd.GeoDataFrame | None = None
     name: str = "sensor_graph"
     units: str = ""
     info: dict[str, Any] = field(default_factory=dict)
@@ -44,6 +44,13 @@ class SensorGraph:
     def __post_init__(self) -> None:
         if self.values.dims != ("time", "node"):
             raise StgeoError(f"SensorGraph values must have dims (time, node), got {self.values.dims}.")
+        if not (np.issubdtype(self.values.dtype, np.number) or self.values.dtype == bool):
+            raise StgeoError(f"SensorGraph values must be numbers (NaN where missing), got dtype {self.values.dtype}.")
+        times = self.values["time"].values if "time" in self.values.coords else None
+        if times is None or not np.issubdtype(times.dtype, np.datetime64):
+            raise StgeoError("SensorGraph values need a 'time' coordinate of date-times (datetime64).")
+        if len(times) > 1 and not (np.diff(times) > np.timedelta64(0)).all():
+            raise StgeoError("SensorGraph time stamps must be strictly increasing: sorted, without duplicates or NaT.")
         n = self.values.sizes["node"]
         if len(self.nodes) != n:
             raise StgeoError(f"SensorGraph has {n} nodes in values but {len(self.nodes)} sensor locations.")
@@ -89,7 +96,7 @@ class SensorGraph:
         a[self.edge_index[0], self.edge_index[1]] = self.edge_weight
         return a
 
-    def to_pyg(self) -> "Data":
+    def to_pyg(self) -> Data:
         """The graph as a PyTorch Geometric ``Data`` object.
 
         Shapes:

@@ -23,8 +23,8 @@ class Scaler:
     std: float
 
     @classmethod
-    def fit(cls, values: np.ndarray) -> "Scaler":
-        obs = values[~np.isnan(values)]
+    def fit(cls, values: np.ndarray) -> Scaler:
+        obs = values[~np.isnan(values)].astype(np.float64)  # float32 sums overflow for large readings
         if obs.size == 0:
             raise StgeoError("The training part of the readings has no observed value; use a larger train split.")
         std = float(obs.std())
@@ -69,7 +69,24 @@ class ForecastData:
         self.graph = graph
         self.history = int(history)
         self.horizon = int(horizon)
-        raw = graph.values.values.astype(np.float32)
+        if self.history < 1 or self.horizon < 1:
+            raise StgeoError(
+                f"task.history and the horizons must be at least 1 step, got history={self.history}, "
+                f"horizon={self.horizon}."
+            )
+        fractions = (train, val, test)
+        if not all(np.isfinite(f) and f >= 0 for f in fractions) or train <= 0 or test <= 0 or abs(sum(fractions) - 1) > 1e-6:
+            raise StgeoError(
+                "task.split fractions must be non-negative and sum to 1 (train and test > 0), got "
+                f"train={train}, val={val}, test={test}."
+            )
+        with np.errstate(over="ignore"):
+            raw = graph.values.values.astype(np.float32)
+        if np.isinf(raw).any():
+            raise StgeoError(
+                f"The readings of {graph.name!r} hold {int(np.isinf(raw).sum())} infinite value(s) or values too "
+                "large for 32-bit numbers; use NaN for missing readings and check the units."
+            )
         self.raw = raw
         self.mask = ~np.isnan(raw)
         t_total = raw.shape[0]
@@ -91,7 +108,14 @@ class ForecastData:
                 )
             self.splits[name] = Split(name, a, b, np.arange(a, b - need + 1, dtype=np.int64))
         self.scaler = Scaler.fit(raw[:n_train])
-        scaled = np.where(self.mask, self.scaler.transform(np.nan_to_num(raw)), 0.0).astype(np.float32)
+        # in float64: (x - mean) / std of readings near the float32 limit would overflow in float32
+        with np.errstate(over="ignore"):
+            scaled = np.where(self.mask, self.scaler.transform(np.nan_to_num(raw).astype(np.float64)), 0.0).astype(np.float32)
+        if not np.isfinite(scaled).all():
+            raise StgeoError(
+                f"Some readings of {graph.name!r} are so far from the training readings (over 1e38 standard "
+                "deviations) that they cannot be scaled; check the units and remove the outliers."
+            )
         times = graph.values["time"].values.astype("datetime64[m]")
         minutes = (times - times.astype("datetime64[D]")).astype(np.int64)
         tod = (minutes / 1440.0).astype(np.float32)
@@ -102,14 +126,15 @@ class ForecastData:
             [scaled, self.mask.astype(np.float32), np.repeat(tod[:, None], n, 1), np.repeat(dow[:, None], n, 1)], axis=-1
         )
         self.target = scaled
-        self.steps_per_day = int(round(1440.0 / graph.step_minutes))
+        # at least one slot: weekly or monthly data has no time of day to embed
+        self.steps_per_day = max(1, int(round(1440.0 / graph.step_minutes)))
         self.times = graph.values["time"].values
 
     @property
     def num_nodes(self) -> int:
         return self.raw.shape[1]
 
-    def dataset(self, split: str) -> "WindowDataset":
+    def dataset(self, split: str) -> WindowDataset:
         return WindowDataset(self, self.splits[split].starts)
 
     def labels(self, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:

@@ -47,11 +47,9 @@ class FeatureTap:
         layers = [f"base.{n}" if n not in modules and f"base.{n}" in modules else n for n in layers]
         for name in layers:
             if name not in modules or name == "":
-                valid = [n for n in modules if n]
-                raise StgeoError(
-                    f"Layer {name!r} is not in {type(model).__name__}. {did_you_mean(name, valid)} "
-                    f"Valid layer names: {', '.join(valid[:40])}."
-                )
+                valid = [n.removeprefix("base.") for n in modules if n and n != "base"]
+                raise StgeoError(f"Layer {name.removeprefix('base.')!r} is not in this {type(getattr(model, 'base', model)).__name__}. "
+                                 f"{did_you_mean(name.removeprefix('base.'), valid)}")
         self.model = model
         self.layers = list(dict.fromkeys(layers))
         self.num_nodes = int(num_nodes)

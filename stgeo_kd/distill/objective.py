@@ -139,7 +139,7 @@ class Objective(nn.Module):
                 w = 1.0 / (entropy + 0.05)
                 w = w / w.sum(0, keepdim=True)
             else:
-                w = self._fixed_weights(k, ref.device).view(k, 1, 1, 1, 1, 1)
+                w = self._fixed_weights(k, ref.device).view(k, *[1] * (probs.dim() - 1))
             return {"logits": torch.log((w * probs).sum(0).clamp_min(1e-12))}
         preds = torch.stack([o["pred"] for o in outs])  # (K, B, H, N)
         have_var = all("var" in o for o in outs)
@@ -148,9 +148,9 @@ class Objective(nn.Module):
             w = w / w.sum(0, keepdim=True)
         elif self.combine == "uncertainty" and self.teacher_error is not None:
             w = 1.0 / self.teacher_error.to(ref.device).clamp_min(1e-6)  # (K, N)
-            w = (w / w.sum(0, keepdim=True)).view(k, 1, 1, -1)
+            w = (w / w.sum(0, keepdim=True)).view(k, *[1] * (preds.dim() - 2), -1)  # per node (last axis)
         else:
-            w = self._fixed_weights(k, ref.device).view(k, 1, 1, 1)
+            w = self._fixed_weights(k, ref.device).view(k, *[1] * (preds.dim() - 1))
         mean = (w * preds).sum(0)
         out = {"pred": mean}
         if have_var:

@@ -45,7 +45,7 @@ class Schedule:
             raise StgeoError(f"A step schedule needs every >= 1 epoch, got {self.every}.")
 
     @classmethod
-    def parse(cls, value: Any, where: str) -> "Schedule":
+    def parse(cls, value: Any, where: str) -> Schedule:
         """A number (constant) or a mapping with ``kind``, ``start``, ``end``, ``every``, ``gamma``."""
         if isinstance(value, Schedule):
             return value
@@ -91,7 +91,7 @@ class LRSchedule:
             raise StgeoError(f"Unknown train.lr_schedule {self.kind!r}. {did_you_mean(self.kind, LR_SCHEDULES)}")
 
     @classmethod
-    def parse(cls, value: Any, where: str = "train.lr_schedule") -> "LRSchedule":
+    def parse(cls, value: Any, where: str = "train.lr_schedule") -> LRSchedule:
         """A kind name (``cosine``) or a mapping (``{kind: exponential, gamma: 0.97}``)."""
         if isinstance(value, LRSchedule):
             return value
@@ -122,7 +122,7 @@ def lr_scheduler(opt: torch.optim.Optimizer, schedule: LRSchedule, epochs: int, 
         return {"scheduler": sched, "monitor": monitor, "strict": False}
     if k == "cosine":
         base = opt.param_groups[0]["lr"]
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1), eta_min=base * schedule.end_factor)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs - 1, 1), eta_min=base * schedule.end_factor)
     elif k == "linear":
         sched = torch.optim.lr_scheduler.LinearLR(opt, start_factor=1.0, end_factor=schedule.end_factor, total_iters=max(epochs - 1, 1))
     else:

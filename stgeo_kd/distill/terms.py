@@ -267,17 +267,18 @@ def make_term(name: str, params: dict, task: str, where: str, default_loss: str 
         valid = [n for n, c in TERMS.items() if task in c.tasks]
         raise StgeoError(f"{where}: term {name!r} is for {' / '.join(cls.tasks)} tasks, not {task}. Terms for {task}: {', '.join(valid)}.")
     sig = inspect.signature(cls.__init__)
-    allowed = [p for p in sig.parameters if p not in ("self", "default_loss")]
+    named = {n: p for n, p in sig.parameters.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    allowed = [p for p in named if p not in ("self", "default_loss")]
     for key in params:
         if key not in allowed:
             listing = ", ".join(allowed) if allowed else "none"
             raise StgeoError(f"{where}: term {name!r} has no parameter {key!r}. {did_you_mean(str(key), allowed)} Its parameters: {listing}.")
-    required = [p.name for p in sig.parameters.values() if p.default is inspect.Parameter.empty and p.name != "self"]
+    required = [p.name for p in named.values() if p.default is inspect.Parameter.empty and p.name != "self"]
     missing = [p for p in required if p not in params]
     if missing:
         raise StgeoError(f"{where}: term {name!r} needs {', '.join(missing)} (layer names from the model; see docs/distillation.md).")
     kwargs = dict(params)
-    if "default_loss" in sig.parameters:
+    if "default_loss" in named:
         kwargs["default_loss"] = default_loss
     try:
         return cls(**kwargs)

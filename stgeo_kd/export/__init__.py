@@ -9,4 +9,7 @@ Submodules (import them directly; this package imports nothing heavy on purpose 
   student per sensor; ``save_map`` writes it to an HTML file atomically.
 - :mod:`stgeo_kd.export.onnx`: ``export_onnx`` / ``check_onnx`` for student models (needs the
   ``onnx`` extra).
+- :mod:`stgeo_kd.export.weights`: ``load_weights`` / ``load_state_dict`` read saved weights
+  (``.pt`` with ``torch.load(..., weights_only=True)``, or ``.safetensors``) and refuse files
+  that carry Python objects which could run code.
 """

@@ -44,7 +44,12 @@ def _match_sensors(readings, sensors, readings_path, sensors_path):
     return keep
 
 
-def load_sensor_graph(cfg: "RunConfig") -> SensorGraph:
+def _crs_name(crs) -> str:
+    epsg = crs.to_epsg() if crs is not None else None
+    return f"EPSG:{epsg}" if epsg else (crs.name if crs is not None else "no CRS")
+
+
+def load_sensor_graph(cfg: RunConfig) -> SensorGraph:
     """Read readings, sensor locations and roads (or a matrix) into a :class:`SensorGraph`.
 
     Node order follows the sensors file. The adjacency comes from ``data.adjacency``:
@@ -68,7 +73,7 @@ def load_sensor_graph(cfg: "RunConfig") -> SensorGraph:
     )
     sensors_path = cfg.resolve(d.sensors)
     if sensors_path is None:
-        raise StgeoError("data.sensors is required: a CSV with sensor ids and lon/lat, or a point layer.")
+        raise StgeoError("data.sensors is required: set it to a CSV with sensor ids and lon/lat, or a point layer.")
     sensors = read_sensor_locations(
         sensors_path,
         id_column=d.sensors_id_column or d.id_column,
@@ -81,6 +86,11 @@ def load_sensor_graph(cfg: "RunConfig") -> SensorGraph:
     keep = _match_sensors(readings, sensors, readings_path, sensors_path)
     n_in_file = len(sensors)
     sensors = sensors.iloc[keep].reset_index(drop=True)
+    if len(sensors) < 2:
+        raise StgeoError(
+            f"Only {len(sensors)} sensor ({sensors['sensor_id'].tolist()}) has both readings in {readings_path} and a "
+            f"location in {sensors_path}; a sensor graph needs at least 2 sensors. Add the other sensors to both files."
+        )
     readings = readings.sel(node=sensors["sensor_id"].to_numpy())
 
     empty = [s for s, ok in zip(sensors["sensor_id"], readings.notnull().any("time").values) if not ok]
@@ -92,7 +102,14 @@ def load_sensor_graph(cfg: "RunConfig") -> SensorGraph:
 
     a = d.adjacency
     roads_path = cfg.resolve(d.roads)
-    roads = roads_mod.read_roads(roads_path, layer=d.roads_layer) if roads_path is not None else None
+    roads = None
+    if roads_path is not None:
+        if roads_path.suffix.lower() in (".osm", ".xml") and d.roads_layer is not None:
+            raise StgeoError(
+                f"{roads_path} is an OSM XML file, which has no layers; remove data.roads_layer ({d.roads_layer!r}) "
+                "from the config."
+            )
+        roads = roads_mod.read_roads(roads_path, layer=d.roads_layer)
     method = a.method
     if method == "auto":
         method = "road_distance" if roads is not None else "knn"
@@ -100,22 +117,46 @@ def load_sensor_graph(cfg: "RunConfig") -> SensorGraph:
     if method == "road_distance":
         if roads is None:
             raise StgeoError("data.adjacency.method is road_distance but data.roads is not set; give a road layer or use knn.")
-        # indexed by id so that a sensor too far from the roads is named by its id
-        dist = roads_mod.network_distances(
-            roads, sensors.set_index("sensor_id"), directed=a.directed, max_snap_distance=a.max_snap_distance
-        )
-        adj = roads_mod.gaussian_kernel_adjacency(dist, threshold=a.threshold, sigma=a.sigma)
+        try:
+            # indexed by id so that a sensor too far from the roads is named by its id
+            dist = roads_mod.network_distances(
+                roads, sensors.set_index("sensor_id"), directed=a.directed, max_snap_distance=a.max_snap_distance
+            )
+        except StgeoError as exc:
+            raise StgeoError(
+                f"Cannot place the sensors of {sensors_path} on the roads of {roads_path}: {exc} The roads are in "
+                f"{_crs_name(roads.crs)} (from the road file) and the sensors in {_crs_name(sensors.crs)} "
+                "(data.sensors_crs for a table); if either is wrong, fix it there. The snapping limit is "
+                "data.adjacency.max_snap_distance."
+            ) from None
+        off_diagonal = ~np.eye(len(dist), dtype=bool)
+        if not np.isfinite(dist[off_diagonal]).any():
+            raise StgeoError(
+                f"No two sensors of {sensors_path} are connected along the roads of {roads_path}: every pair is "
+                "unreachable. Check that the road lines are connected (lines must share their end points) and cover "
+                "the roads between the sensors, or set data.adjacency.method: knn."
+            )
+        try:
+            adj = roads_mod.gaussian_kernel_adjacency(dist, threshold=a.threshold, sigma=a.sigma)
+        except StgeoError as exc:
+            raise StgeoError(f"Road-distance graph of {sensors_path} on {roads_path}: {exc} (data.adjacency.sigma, data.adjacency.threshold)") from None
         info["unreachable_pairs"] = int(np.isinf(dist).sum())
     elif method == "matrix":
         matrix_path = cfg.resolve(a.path)
         if matrix_path is None:
-            raise StgeoError("data.adjacency.method is matrix but data.adjacency.path is not set.")
+            raise StgeoError(
+                "data.adjacency.method is matrix but data.adjacency.path is not set; set it to the CSV or .npy "
+                "matrix file, or choose another data.adjacency.method (road_distance, knn)."
+            )
         adj, ids = roads_mod.read_adjacency_matrix(matrix_path)
         if ids is not None:
             pos = {s: i for i, s in enumerate(ids)}
             missing = [s for s in sensors["sensor_id"] if s not in pos]
             if missing:
-                raise StgeoError(f"Adjacency matrix {matrix_path} has no row for sensor(s) {missing[:10]}.")
+                raise StgeoError(
+                    f"Adjacency matrix {matrix_path} has no row for sensor(s) {missing[:10]} of {sensors_path}; "
+                    "add them, or use the matrix made for these sensors."
+                )
             idx = [pos[s] for s in sensors["sensor_id"]]
         elif adj.shape[0] == n_in_file:
             idx = keep
@@ -126,7 +167,13 @@ def load_sensor_graph(cfg: "RunConfig") -> SensorGraph:
             )
         adj = adj[np.ix_(idx, idx)]
     else:
-        adj = roads_mod.knn_adjacency(sensors, k=a.k)
+        try:
+            adj = roads_mod.knn_adjacency(sensors, k=a.k)
+        except StgeoError as exc:
+            raise StgeoError(
+                f"Nearest-neighbour graph of the sensors in {sensors_path}: {exc} Check their coordinates and "
+                "data.sensors_crs."
+            ) from None
     np.fill_diagonal(adj, 0.0)
     isolated = [s for s, deg in zip(sensors["sensor_id"], (adj > 0).sum(0) + (adj > 0).sum(1)) if deg == 0]
     if isolated:

@@ -13,8 +13,10 @@ All lengths and distances are metres, measured in a projected metric CRS (see ``
 from __future__ import annotations
 
 import os
+import pickle
 import warnings
 import xml.etree.ElementTree as ET
+import zipfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -261,7 +263,8 @@ def _pick_layer(path: Path, layer: str | None, prefer: str = "LineString") -> st
     except DataSourceError as exc:
         raise StgeoError(
             f"{path} cannot be read as a vector file ({exc}). Check that it is a complete Shapefile, "
-            "GeoPackage or OSM XML file and not damaged or still being written."
+            "GeoPackage, GeoJSON or OSM XML file and not damaged or still being written; open it in QGIS to "
+            "check, or export it again."
         ) from exc
     names = [str(name) for name, _ in layers]
     if not names:
@@ -280,7 +283,7 @@ def _pick_layer(path: Path, layer: str | None, prefer: str = "LineString") -> st
         )
     warnings.warn(
         f"{path} has {len(names)} layers ({listing}); reading the first {prefer} layer {line_layers[0]!r}. "
-        "Pass layer=... to choose another.",
+        "Pass layer=... (data.roads_layer or data.sensors_layer in a config) to choose another.",
         UserWarning,
         stacklevel=3,
     )
@@ -325,7 +328,7 @@ def _osm_int(elem: ET.Element, attr: str, path: Path) -> int:
     except (TypeError, ValueError):
         raise StgeoError(
             f"A <{elem.tag}> in {path} has a missing or non-integer {attr}={elem.get(attr)!r}; "
-            "the file is not valid OSM XML."
+            "the file is not valid OSM XML. Download or export it again."
         ) from None
 
 
@@ -335,7 +338,7 @@ def _osm_float(elem: ET.Element, attr: str, path: Path) -> float:
     except (TypeError, ValueError):
         raise StgeoError(
             f"<{elem.tag} id={elem.get('id')!r}> in {path} has a missing or non-numeric {attr}={elem.get(attr)!r}; "
-            "the file is not valid OSM XML."
+            "the file is not valid OSM XML. Download or export it again."
         ) from None
 
 
@@ -421,7 +424,15 @@ def metric_crs(gdf: gpd.GeoDataFrame | gpd.GeoSeries) -> pyproj.CRS:
             scale_error = np.inf
         if scale_error < _MAX_SCALE_ERROR:
             return crs
-    return gdf.estimate_utm_crs()
+    try:
+        return gdf.estimate_utm_crs()
+    except (RuntimeError, ValueError, IndexError, pyproj.exceptions.ProjError):
+        # outside UTM's latitudes (80 S to 84 N), or coordinates outside the area of their CRS
+        raise StgeoError(
+            f"Cannot choose a metric CRS for data within {np.round(bounds, 6).tolist()} ({crs.name}): UTM zones "
+            "cover latitudes 80 S to 84 N, and the coordinates must lie in the area of their CRS. Check the "
+            "coordinates and their CRS, or reproject the data to a projected CRS in metres first."
+        ) from None
 
 
 def road_graph(
@@ -666,7 +677,19 @@ def _graph_edges(graph: nx.Graph) -> tuple[np.ndarray, list, list, list, list, p
 
 def _metric_points(points: gpd.GeoDataFrame | gpd.GeoSeries, crs: pyproj.CRS, what: str) -> np.ndarray:
     """Point geometries of ``points`` reprojected to ``crs``, as a shapely array."""
-    return _valid_points(points, what).to_crs(crs).to_numpy()
+    return _projected(_valid_points(points, what), crs, points.index, what).to_numpy()
+
+
+def _projected(geom: gpd.GeoSeries, crs: pyproj.CRS, ids: pd.Index, what: str) -> gpd.GeoSeries:
+    """``geom`` in ``crs``; StgeoError naming the points that cannot be projected there."""
+    out = geom.to_crs(crs)
+    bad = ~np.isfinite(shapely.get_coordinates(out.to_numpy())).all(axis=1)
+    if bad.any():
+        raise StgeoError(
+            f"The {what} {_name_ids(ids[bad])} cannot be projected from {geom.crs.name} to {crs.name}: their "
+            "coordinates lie outside the area of their CRS. Check the coordinates and the CRS they are given in."
+        )
+    return out
 
 
 def _valid_points(points: gpd.GeoDataFrame | gpd.GeoSeries, what: str) -> gpd.GeoSeries:
@@ -684,6 +707,11 @@ def _valid_points(points: gpd.GeoDataFrame | gpd.GeoSeries, what: str) -> gpd.Ge
         raise StgeoError(
             f"The {what} {_name_ids(points.index[bad])} have a missing, empty or non-Point geometry; "
             "give each one a Point location."
+        )
+    bad = ~np.isfinite(shapely.get_coordinates(geom.to_numpy())).all(axis=1)
+    if bad.any():
+        raise StgeoError(
+            f"The {what} {_name_ids(points.index[bad])} have infinite or NaN coordinates; give each one a real location."
         )
     return geom
 
@@ -750,15 +778,22 @@ def gaussian_kernel_adjacency(dist: np.ndarray, threshold: float = 0.1, sigma: f
         raise StgeoError(f"threshold={threshold} must be in [0, 1]; DCRNN uses 0.1.")
     if sigma is None:
         finite = d[np.isfinite(d)]
-        sigma = float(finite.std()) if finite.size else 0.0
+        with np.errstate(over="ignore", invalid="ignore"):
+            sigma = float(finite.std()) if finite.size else 0.0
+        if not np.isfinite(sigma):
+            raise StgeoError(
+                "Cannot estimate sigma: the distances are too large (their spread overflows); pass sigma=... in the "
+                "distances' unit, or give the distances in a larger unit."
+            )
         if not sigma > 0:
             raise StgeoError(
                 "Cannot estimate sigma: the finite distances are all equal (or there are none); pass sigma=... in "
                 "the distances' unit."
             )
-    elif not sigma > 0:
-        raise StgeoError(f"sigma={sigma} must be positive (same unit as the distances).")
-    weights = np.exp(-np.square(d / sigma))
+    elif not 0 < sigma < np.inf:
+        raise StgeoError(f"sigma={sigma} must be a positive finite number (same unit as the distances).")
+    with np.errstate(over="ignore", under="ignore"):
+        weights = np.exp(-np.square(d / sigma))
     weights[weights < threshold] = 0.0
     np.fill_diagonal(weights, 1.0)
     return weights
@@ -787,12 +822,17 @@ def knn_adjacency(points: gpd.GeoDataFrame | gpd.GeoSeries, k: int = 8, sigma: f
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
         raise StgeoError(f"k={k!r} must be a positive integer (neighbours per point).")
     geom = _valid_points(points, "points")
-    xy = shapely.get_coordinates(geom.to_crs(metric_crs(geom)).to_numpy())
+    xy = shapely.get_coordinates(_projected(geom, metric_crs(geom), points.index, "points").to_numpy())
     n = len(xy)
     if n < 2:
         raise StgeoError(f"knn_adjacency needs at least 2 points, got {n}.")
     k = min(int(k), n - 1)
     dist, nbr = cKDTree(xy).query(xy, k=k + 1)
+    if not np.isfinite(dist).all() or (nbr >= n).any():  # squared distances overflow: absurd coordinates
+        raise StgeoError(
+            f"The points are too far apart to measure (coordinates up to {np.abs(xy).max():g} m in "
+            f"{geom.crs.name}); check the coordinates and the CRS they are given in."
+        )
     # The point itself is normally the first hit, but among duplicate points the order of ties is
     # arbitrary, so drop it by index and keep the first k others.
     not_self = nbr != np.arange(n)[:, None]
@@ -866,16 +906,19 @@ def read_adjacency_matrix(path: PathLike, n_expected: int | None = None) -> tupl
 
 def _read_npy_matrix(path: Path) -> np.ndarray:
     try:
-        arr = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
+        arr = np.load(path, allow_pickle=False)  # never unpickle: a .npy must not run code
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError) as exc:
         raise StgeoError(
             f"{path} cannot be loaded as a numeric .npy array ({exc}); save it with np.save(path, matrix) "
             "from a float array."
         ) from exc
+    if not isinstance(arr, np.ndarray):
+        arr.close()
+        raise StgeoError(f"{path} is an .npz archive of several arrays; save the one matrix with np.save(path, matrix).")
     if arr.ndim != 2:
         raise StgeoError(f"The array in {path} has shape {arr.shape}; an adjacency matrix must be 2-D (N, N).")
-    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise StgeoError(f"The array in {path} has non-numeric dtype {arr.dtype}; save a float matrix.")
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating) or arr.dtype == bool):
+        raise StgeoError(f"The array in {path} has dtype {arr.dtype}, not real numbers; save a float matrix.")
     return arr.astype(np.float64)
 
 
@@ -890,7 +933,7 @@ def _read_csv_matrix(path: Path) -> tuple[np.ndarray, list[str] | None]:
     numeric = np.vectorize(_is_number, otypes=[bool])(cells)
     n_rows, n_cols = cells.shape
     header = None
-    if not numeric[0].all() or n_rows == n_cols + 1:
+    if _looks_like_header(cells[0], numeric[0], n_rows, n_cols):
         header = [str(c).strip() for c in cells[0]]
         cells, numeric = cells[1:], numeric[1:]
         n_rows -= 1
@@ -911,6 +954,11 @@ def _read_csv_matrix(path: Path) -> tuple[np.ndarray, list[str] | None]:
         r, c = np.argwhere(~numeric)[0]
         file_row = r + 1 + (header is not None)
         file_col = c + 1 + (cells.shape[1] != n_cols)
+        if not str(cells[r, c]).strip():
+            raise StgeoError(
+                f"{path} has an empty cell (NaN) at line {file_row}, column {file_col}; use 0 for 'no edge' "
+                "(matrix cells must be numbers; a header row of ids is allowed)."
+            )
         raise StgeoError(
             f"{path} has a non-numeric value {cells[r, c]!r} at line {file_row}, column {file_col}; "
             "matrix cells must be numbers (a header row of ids is allowed)."
@@ -920,6 +968,23 @@ def _read_csv_matrix(path: Path) -> tuple[np.ndarray, list[str] | None]:
         if repeated:
             raise StgeoError(f"{path} lists node ids more than once: {_name_ids(repeated)}; ids must be unique.")
     return cells.astype(np.float64), ids
+
+
+def _looks_like_header(first: np.ndarray, numeric: np.ndarray, n_rows: int, n_cols: int) -> bool:
+    """Is the first CSV row a header of node ids rather than a row of weights?
+
+    Yes if at least half of its cells (a corner cell may be empty) are words such as 'S001', or
+    if they are distinct whole numbers (ids such as 773869) and either the corner cell is empty
+    or the table has one more row than columns. A row of numbers with one typo or one empty
+    cell is data, so that the typo is reported where it is.
+    """
+    text = [str(c).strip() for c in first]
+    words = sum(1 for t, ok in zip(text, numeric) if t and not ok)
+    if words and 2 * words >= len(text) - 1:
+        return True
+    ids = text[1:] if text and text[0] == "" else text
+    integer_ids = bool(ids) and all(t.isdigit() for t in ids) and len(set(ids)) == len(ids)
+    return integer_ids and (text[0] == "" or n_rows == n_cols + 1)
 
 
 def _is_number(cell: object) -> bool:
@@ -950,7 +1015,13 @@ def adjacency_to_edges(adj: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mask = a != 0
     np.fill_diagonal(mask, False)
     src, dst = np.nonzero(mask)
-    return np.stack([src, dst]).astype(np.int64), a[src, dst].astype(np.float32)
+    weights = a[src, dst]
+    if weights.size and np.abs(weights).max() > np.finfo(np.float32).max:
+        raise StgeoError(
+            f"The adjacency matrix has weights too large for 32-bit numbers (largest {np.abs(weights).max():g}); "
+            "scale the weights, e.g. to [0, 1]."
+        )
+    return np.stack([src, dst]).astype(np.int64), weights.astype(np.float32)
 
 
 def _as_square_matrix(a: np.ndarray, what: str) -> np.ndarray:

@@ -10,7 +10,8 @@ Shapes:
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -82,6 +83,13 @@ def build_model(
 
 
 __all__ = [
-    "MODELS", "build_model", "model_outputs", "GraphWaveNet", "MLPStudent", "GNNStudent", "RNNForecaster",
-    "GaussianHead", "ClassifierHead",
+    "MODELS",
+    "ClassifierHead",
+    "GNNStudent",
+    "GaussianHead",
+    "GraphWaveNet",
+    "MLPStudent",
+    "RNNForecaster",
+    "build_model",
+    "model_outputs",
 ]

@@ -69,7 +69,7 @@ class RNNForecaster(nn.Module):
         return self.head(self.dropout(h)).transpose(1, 2)
 
 
-class lstm(RNNForecaster):  # noqa: N801 - registry name, as users write it in YAML
+class lstm(RNNForecaster):
     """LSTM teacher (Hochreiter & Schmidhuber 1997): :class:`RNNForecaster` with ``cell='lstm'``."""
 
     def __init__(self, num_nodes, history, horizon, steps_per_day, adjacency, hidden: int = 64, layers: int = 2,
@@ -77,7 +77,7 @@ class lstm(RNNForecaster):  # noqa: N801 - registry name, as users write it in Y
         super().__init__(num_nodes, history, horizon, steps_per_day, adjacency, "lstm", hidden, layers, node_dim, time_dim, dropout)
 
 
-class gru(RNNForecaster):  # noqa: N801
+class gru(RNNForecaster):
     """GRU student (Cho et al. 2014): :class:`RNNForecaster` with ``cell='gru'`` (3 gates
     instead of 4, so 3/4 of an LSTM's recurrent weights at the same width)."""
 
