@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import sys
 import time
@@ -45,6 +46,7 @@ from stgeo_kd.training import Teaching, fit, predict
 
 SHARED = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results"
+CACHE = ROOT / "benchmarks" / ".cache"
 
 REG_METHODS: dict[str, dict] = {
     "student_scratch": {},
@@ -157,7 +159,21 @@ def run_seed(suite: str, seed: int, methods: list[str] | None) -> dict:
     def get_teacher(k: int, mcfg) -> torch.nn.Module:
         if k not in teachers:
             model = make(mcfg, seed + k)
-            f = fit(model, data, tr, epochs=tr.epochs, lr=tr.lr, kind=task.kind, role=f"teacher {k}")
+            # trained teachers are kept (gitignored) so that re-running methods does not retrain them;
+            # the file name holds a hash of everything that shapes the teacher
+            key = hashlib.sha256(json.dumps([suite, seed, k, mcfg.name, mcfg.params, mcfg.head, raw["task"], raw["train"]],
+                                            sort_keys=True, default=str).encode()).hexdigest()[:16]
+            cached = CACHE / f"{suite}_seed{seed}_teacher{k}_{key}.pt"
+            if cached.exists():
+                model.load_state_dict(torch.load(cached, weights_only=True))
+                model.eval()
+                f = json.loads(cached.with_suffix(".json").read_text())
+            else:
+                f = fit(model, data, tr, epochs=tr.epochs, lr=tr.lr, kind=task.kind, role=f"teacher {k}")
+                CACHE.mkdir(parents=True, exist_ok=True)
+                torch.save(model.state_dict(), cached.with_suffix(".tmp"))
+                cached.with_suffix(".tmp").replace(cached)
+                cached.with_suffix(".json").write_text(json.dumps({key: f[key] for key in ("train_seconds", "epochs")}))
             teachers[k] = model
             out["teachers"][str(k)] = {"name": mcfg.name, "head": mcfg.head, "params": parameter_count(model),
                                         "train_seconds": f["train_seconds"], "epochs": f["epochs"], "metrics": score(model)}
@@ -227,14 +243,17 @@ def table(suite: str) -> str:
             verdict = "" if m == "student_scratch" else _verdict(f1, scratch, higher_better=True)
             rows.append(f"| {m} | {_fmt(collect(m, key, 'accuracy'))} | {_fmt(f1)} | {_fmt(collect(m, key, 'kappa'))} | {verdict} |")
     else:
-        header = "| method | " + " | ".join(f"MAE {k}" for k in keys) + f" | vs scratch (MAE {keys[-1]}) |\n|---" * 1 + "|---" * (len(keys) + 1) + "|"
-        scratch = np.asarray(collect("student_scratch", keys[-1], "mae"))
+        header = ("| method | " + " | ".join(f"MAE {k}" for k in keys) + " | Δ vs scratch (" + " / ".join(keys) + ") |\n"
+                  + "|---" * (len(keys) + 2) + "|")
         head = ", Gaussian head" if first["teachers"]["0"].get("head") == "gaussian" else ""
         rows.append(f"| teacher ({first['teachers']['0']['name']}{head}) | " + " | ".join(_fmt(teacher_vals(k, "mae")) for k in keys) + " | |")
         for m in methods:
-            last = np.asarray(collect(m, keys[-1], "mae"))
-            verdict = "" if m == "student_scratch" else _verdict(last, scratch, higher_better=False)
-            rows.append(f"| {m} | " + " | ".join(_fmt(collect(m, k, "mae")) for k in keys) + f" | {verdict} |")
+            deltas = []
+            for k in keys:
+                scratch = np.asarray(collect("student_scratch", k, "mae"))
+                deltas.append(_delta(np.asarray(collect(m, k, "mae")), scratch))
+            cell = "" if m == "student_scratch" else " / ".join(deltas)
+            rows.append(f"| {m} | " + " | ".join(_fmt(collect(m, k, "mae")) for k in keys) + f" | {cell} |")
     sc = first["student_cost"]
     tc = first.get("teacher_cost", {})
     lat_s = np.median([r["student_cost"]["latency_ms_batch1"] for r in runs])
@@ -242,6 +261,15 @@ def table(suite: str) -> str:
     foot = (f"\nSeeds {seeds} (mean ± sample std over seeds). Student `{sc['name']}`: {sc['params']:,} parameters, "
             f"median batch-1 CPU latency {lat_s:.2f} ms; teacher: {tc.get('params', 0):,} parameters, {lat_t:.2f} ms.")
     return header + "\n" + "\n".join(rows) + foot
+
+
+def _delta(values: np.ndarray, scratch: np.ndarray) -> str:
+    """Mean MAE reduction against scratch; bold when larger than scratch's std over seeds."""
+    if len(values) != len(scratch) or len(values) < 2:
+        return "n/a"
+    gain = float(np.mean(scratch - values))
+    text = f"{gain:+.3f}"
+    return f"**{text}**" if gain > float(np.std(scratch, ddof=1)) else text
 
 
 def _verdict(values: np.ndarray, scratch: np.ndarray, higher_better: bool) -> str:

@@ -29,7 +29,7 @@ def summarise(reports: list[dict], config: str, command: str) -> tuple[str, dict
 
     rows = {}
     for role in ROLES + ("persistence", "historical_average"):
-        get = (lambda r: r["models"][role]) if role in ROLES else (lambda r: r["models"]["baselines"][role])
+        get = (lambda r, role=role: r["models"][role]) if role in ROLES else (lambda r, role=role: r["models"]["baselines"][role])
         rows[role] = {
             k: {m: stat([get(r)["metrics"][k][m] for r in reports]) for m in ("mae", "rmse", "mape")} for k in keys
         }

@@ -8,6 +8,7 @@ The top-level keys are a contract (see docs/configuration.md): ``data``, ``task`
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -240,7 +241,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 number = float(value.strip())
             except ValueError:
                 number = float("nan")
-            if number == number and abs(number) != float("inf"):
+            if math.isfinite(number):
                 return number
         raise StgeoError(f"Config key '{where}' must be a number, got {value!r}.")
     if tp is int:

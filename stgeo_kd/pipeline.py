@@ -248,7 +248,13 @@ def run(
     }
     result = RunResult(report=report, predictions=predictions, graph=graph, models=models, data=data)
     if out is not None:
-        _write_outputs(cfg, out, result, test_x)
+        try:
+            _write_outputs(cfg, out, result, test_x)
+        except StgeoError:
+            # a failed check (e.g. the ONNX comparison) must not leave a partial set of outputs
+            for path in result.artifacts.values():
+                Path(path).unlink(missing_ok=True)
+            raise
     report["wall_seconds"] = time.perf_counter() - t_start
     if out is not None:
         result.artifacts["report"] = write_text_atomic(out / "report.json", json.dumps(_jsonable(report), indent=2))

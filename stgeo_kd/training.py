@@ -273,7 +273,7 @@ class CrashSafety(pl.Callback):
     def on_train_epoch_end(self, trainer, module):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
-        trainer.save_checkpoint(tmp)
+        trainer.save_checkpoint(tmp, weights_only=False)  # the full state: optimiser, schedulers, callbacks
         os.replace(tmp, self.path)
 
     def state_dict(self) -> dict:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import LOS_LOOP, ROOT, needs_los_loop
 
 from stgeo_kd.config import load_config
 from stgeo_kd.errors import StgeoError
 from stgeo_kd.ingest.build import load_sensor_graph
-
-from conftest import LOS_LOOP, ROOT, needs_los_loop
 
 CITY = ROOT / "examples" / "sample_city.yaml"
 

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from stgeo_kd.config import RunConfig, apply_overrides, config_from_dict, load_config, parse_override
+from stgeo_kd.config import (
+    RunConfig,
+    apply_overrides,
+    config_from_dict,
+    load_config,
+    parse_override,
+)
 from stgeo_kd.errors import StgeoError
 
 MINIMAL = {"data": {"readings": "readings.csv"}}

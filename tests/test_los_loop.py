@@ -10,10 +10,9 @@ import json
 
 import geopandas as gpd
 import pytest
+from conftest import ROOT, needs_los_loop
 
 import stgeo_kd
-
-from conftest import ROOT, needs_los_loop
 
 QUICK = [
     "train.epochs=1",

@@ -182,10 +182,10 @@ def test_window_dataset_item_shapes_and_alignment(data):
 
 
 def test_window_dataset_missing_entries(data):
-    x, y, m, i = data.dataset("train")[0]
+    x, y, m, _ = data.dataset("train")[0]
     # input step 2 of window 0 is t = 2, where sensor b is missing
     assert x[2, 1, 0] == 0.0 and x[2, 1, 1] == 0.0 and x[1, 1, 1] == 1.0
-    x, y, m, i = data.dataset("test")[0]
+    x, y, m, _ = data.dataset("test")[0]
     # window at 24: targets are t = 27, 28; sensor a is missing at 27
     assert not m[0, 0] and y[0, 0] == 0.0
     assert m[1, 0] and y[1, 0] == pytest.approx((100 + 28 - 20) / 10)

@@ -90,8 +90,8 @@ class ForecastData:
         self.raw = raw
         self.mask = ~np.isnan(raw)
         t_total = raw.shape[0]
-        n_test = int(round(t_total * test))
-        n_val = int(round(t_total * val))
+        n_test = round(t_total * test)
+        n_val = round(t_total * val)
         n_train = t_total - n_test - n_val
         bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, t_total)}
         need = self.history + self.horizon
@@ -127,7 +127,7 @@ class ForecastData:
         )
         self.target = scaled
         # at least one slot: weekly or monthly data has no time of day to embed
-        self.steps_per_day = max(1, int(round(1440.0 / graph.step_minutes)))
+        self.steps_per_day = max(1, round(1440.0 / graph.step_minutes))
         self.times = graph.values["time"].values
 
     @property

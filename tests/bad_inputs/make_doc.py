@@ -142,7 +142,11 @@ def generate(fuzz: bool = True) -> str:
         "units, the map title and road names; static check of the HTML + headless Chromium, twice (page as "
         "saved, and with a Leaflet stand-in that renders every string with innerHTML): none ran |"
     )
-    lines.append("| resume test result | (to be filled in) |")
+    lines.append(
+        "| resume test result | `tests/test_resume.py`: a run killed with SIGKILL during the student's training and "
+        "continued with `--resume` ends with the same test metrics (MAE, RMSE, MAPE at every horizon, all three "
+        "models) as an uninterrupted run, to 1e-6 |"
+    )
     lines.append("")
     for area, title in AREAS.items():
         lines.append(f"### {title}")
