@@ -317,16 +317,26 @@ class _Stages:
         self.folder.rmdir()
 
 
-def _predictions_frame(graph, data, preds, truth, mask, horizons):
-    """One row per sensor: forecasts at the last test window and test MAE per model."""
-    import geopandas as gpd
-
+def _frame_start(graph, data) -> dict:
+    """The columns every per-sensor table starts with: id, name, forecast origin."""
     nodes = graph.nodes
     frame = {"sensor_id": nodes["sensor_id"].to_numpy()}
     if "name" in nodes.columns:
         frame["name"] = nodes["name"].to_numpy()
     origin = data.times[data.splits["test"].starts[-1] + data.history - 1]
     frame["forecast_origin"] = np.repeat(str(np.datetime_as_string(origin, unit="m")), graph.num_nodes)
+    return frame
+
+
+def _frame_end(graph, frame: dict):
+    import geopandas as gpd
+
+    return gpd.GeoDataFrame(frame, geometry=graph.nodes.geometry.to_numpy(), crs=graph.nodes.crs)
+
+
+def _predictions_frame(graph, data, preds, truth, mask, horizons):
+    """One row per sensor: forecasts at the last test window and test MAE per model."""
+    frame = _frame_start(graph, data)
     for k in horizons:
         frame[f"observed_h{k}"] = np.where(mask[-1, k - 1], truth[-1, k - 1], np.nan)
         for role in ("teacher", "student"):
@@ -334,20 +344,13 @@ def _predictions_frame(graph, data, preds, truth, mask, horizons):
     for role, p in preds.items():
         frame[f"mae_{role}"] = per_node_mae(p, truth, mask)
     frame["observed_fraction_test"] = mask.mean(axis=(0, 1))
-    return gpd.GeoDataFrame(frame, geometry=nodes.geometry.to_numpy(), crs=nodes.crs)
+    return _frame_end(graph, frame)
 
 
 def _classes_frame(graph, data, preds, truth, mask, horizons, names):
     """One row per sensor: predicted classes at the last test window and test error rate
     (1 - accuracy) per model."""
-    import geopandas as gpd
-
-    nodes = graph.nodes
-    frame = {"sensor_id": nodes["sensor_id"].to_numpy()}
-    if "name" in nodes.columns:
-        frame["name"] = nodes["name"].to_numpy()
-    origin = data.times[data.splits["test"].starts[-1] + data.history - 1]
-    frame["forecast_origin"] = np.repeat(str(np.datetime_as_string(origin, unit="m")), graph.num_nodes)
+    frame = _frame_start(graph, data)
     for k in horizons:
         frame[f"observed_h{k}"] = np.where(mask[-1, k - 1], names[np.clip(truth[-1, k - 1], 0, None)], None)
         for role in ("teacher", "student"):
@@ -359,7 +362,7 @@ def _classes_frame(graph, data, preds, truth, mask, horizons, names):
         with np.errstate(invalid="ignore", divide="ignore"):
             frame[f"errorrate_{role}"] = np.where(count > 0, 1.0 - right / np.maximum(count, 1), np.nan)
     frame["labelled_fraction_test"] = mask[:, sel].mean(axis=(0, 1))
-    return gpd.GeoDataFrame(frame, geometry=nodes.geometry.to_numpy(), crs=nodes.crs)
+    return _frame_end(graph, frame)
 
 
 def _teacher_roles(k: int) -> list[str]:

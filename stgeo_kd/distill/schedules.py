@@ -14,6 +14,7 @@ decay to ``end_factor * lr``), ``exponential`` (``lr * gamma ** epoch``) and ``c
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,18 @@ from stgeo_kd.errors import StgeoError, did_you_mean
 
 SCHEDULES = ("constant", "linear", "cosine", "step")
 LR_SCHEDULES = ("plateau", "cosine", "linear", "exponential", "constant")
+
+
+def _from_mapping(cls, value: dict, where: str):
+    """Build a schedule dataclass from a config mapping, naming any unknown key."""
+    allowed = [f.name for f in dataclasses.fields(cls)]
+    for key in value:
+        if key not in allowed:
+            raise StgeoError(f"Unknown key '{where}.{key}'. {did_you_mean(str(key), allowed)}")
+    try:
+        return cls(**value)
+    except TypeError as exc:
+        raise StgeoError(f"{where}: {exc}") from None
 
 
 @dataclass
@@ -52,14 +65,7 @@ class Schedule:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return cls("constant", float(value))
         if isinstance(value, dict):
-            allowed = ("kind", "start", "end", "every", "gamma")
-            for key in value:
-                if key not in allowed:
-                    raise StgeoError(f"Unknown key '{where}.{key}'. {did_you_mean(str(key), allowed)}")
-            try:
-                return cls(**value)
-            except TypeError as exc:
-                raise StgeoError(f"{where}: {exc}") from None
+            return _from_mapping(cls, value, where)
         raise StgeoError(f"{where} must be a number or a mapping like {{kind: linear, start: 0.9, end: 0.1}}, got {value!r}.")
 
     def __call__(self, epoch: int, epochs: int) -> float:
@@ -98,14 +104,7 @@ class LRSchedule:
         if isinstance(value, str):
             return cls(value)
         if isinstance(value, dict):
-            allowed = ("kind", "factor", "patience", "gamma", "end_factor")
-            for key in value:
-                if key not in allowed:
-                    raise StgeoError(f"Unknown key '{where}.{key}'. {did_you_mean(str(key), allowed)}")
-            try:
-                return cls(**value)
-            except TypeError as exc:
-                raise StgeoError(f"{where}: {exc}") from None
+            return _from_mapping(cls, value, where)
         raise StgeoError(f"{where} must be one of {', '.join(LR_SCHEDULES)} or a mapping with 'kind', got {value!r}.")
 
 
