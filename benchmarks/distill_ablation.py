@@ -117,10 +117,12 @@ def suite_config(suite: str) -> tuple[dict, object, list[str], dict]:
 def method_config(raw: dict, spec: dict, extra: dict):
     raw = copy.deepcopy(raw)
     spec = copy.deepcopy(spec)
-    which = spec.pop("teachers", [0])
     pool = extra.get("teachers", [raw["teacher"]])
-    which = {"ALL": list(range(len(pool))), "GAUSSIAN": extra.get("gaussian", [0])}.get(which, which) \
-        if isinstance(which, str) else which
+    which = spec.pop("teachers", [0])  # indices into the suite's teacher pool, or ALL / GAUSSIAN
+    if which == "ALL":
+        which = list(range(len(pool)))
+    elif which == "GAUSSIAN":
+        which = extra.get("gaussian", [0])
     if which:
         raw["teacher"] = [pool[i] for i in which] if len(which) > 1 else pool[which[0]]
     for term in spec.get("terms", []):

@@ -365,18 +365,21 @@ def _prepare(model, data, objective: Objective, teaching: Teaching, kind: str):
     feature_bytes = sum(4 * n_windows * n * tap.width(name) for tap in (teacher_taps or []) if tap is not None
                         for name in t_layers)
     cache_features = not teaching.online and bool(t_layers) and feature_bytes <= FEATURE_CACHE_BYTES
+    use_cache = not teaching.online and (not t_layers or cache_features)
+    # the teachers' training errors weigh uncertainty-combined teachers and set error_weighted's tau
+    need_errors = objective.combine == "uncertainty" or any(isinstance(t, ErrorWeighted) for t in objective.terms)
+    if not (use_cache or need_errors):
+        return student_tap, teacher_taps, None
     cache, errors = [], []
     for k, teacher in enumerate(teaching.teachers):
         tap = teacher_taps[k] if (cache_features and teacher_taps) else None
         outs, err = _teacher_pass(teacher, data, kind, tap, t_layers)
         cache.append(outs)
         errors.append(err)
-    if errors:
-        objective.teacher_error = torch.stack(errors)
-        for term in objective.terms:
-            if isinstance(term, ErrorWeighted):
-                term.auto_tau = [max(float(e.mean()), 1e-3) for e in errors]
-    use_cache = not teaching.online and (not t_layers or cache_features)
+    objective.teacher_error = torch.stack(errors)
+    for term in objective.terms:
+        if isinstance(term, ErrorWeighted):
+            term.auto_tau = [max(float(e.mean()), 1e-3) for e in errors]
     return student_tap, teacher_taps, (cache if use_cache else None)
 
 

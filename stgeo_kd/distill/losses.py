@@ -71,10 +71,12 @@ def _as_mask(mask: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
     return torch.ones(like.shape, dtype=torch.bool, device=like.device) if mask is None else mask.bool()
 
 
-def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    w = mask.to(values.dtype)
-    values = torch.where(mask, values, torch.zeros_like(values))
-    return (values * w).sum() / w.sum().clamp_min(1.0)
+def _masked_mean(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` weighted by a bool mask or float weights; entries of weight 0 are
+    zeroed first, so a NaN there poisons neither the sum nor the gradient. 0 when all weigh 0."""
+    w = weight.to(values.dtype)
+    values = torch.where(w > 0, values, torch.zeros_like(values))
+    return (values * w).sum() / w.sum().clamp_min(1e-12)
 
 
 def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -154,12 +156,7 @@ def gaussian_kl(mean_t: torch.Tensor, var_t: torch.Tensor, mean_s: torch.Tensor,
     kl = 0.5 * (torch.log(var_s / var_t) + (var_t + (mean_t - mean_s) ** 2) / var_s - 1.0)
     if weight is None:
         return kl.mean()
-    return _weighted_mean(kl, weight)
-
-
-def _weighted_mean(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    w = weight.to(values.dtype)
-    return (values * w).sum() / w.sum().clamp_min(1e-12)
+    return _masked_mean(kl, weight)
 
 
 def error_weights(teacher: torch.Tensor, label: torch.Tensor, mask: torch.Tensor, tau: float) -> torch.Tensor:

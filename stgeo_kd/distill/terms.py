@@ -39,6 +39,11 @@ class StepInputs:
     peer: dict[str, torch.Tensor] | None = None
 
 
+def _check_loss(term: str, loss: str) -> None:
+    if loss not in L.LOSSES:
+        raise StgeoError(f"{term}: unknown loss {loss!r}. {did_you_mean(loss, L.LOSSES)}")
+
+
 class Term(nn.Module):
     uses = "teacher"
     tasks: tuple[str, ...] = ("forecast", "classify")
@@ -65,8 +70,8 @@ class Labels(Term):
 
     def __init__(self, loss: str | None = None, default_loss: str = "mae"):
         super().__init__()
-        if loss is not None and loss not in L.LOSSES:
-            raise StgeoError(f"labels: unknown loss {loss!r}. {did_you_mean(loss, L.LOSSES)}")
+        if loss is not None:
+            _check_loss("labels", loss)
         self.loss = loss
         self.default_loss = default_loss
 
@@ -87,6 +92,7 @@ class BlendedTargets(Term):
 
     def __init__(self, loss: str = "mae", teacher_fills_missing: bool = True):
         super().__init__()
+        _check_loss("blended_targets", loss)
         self.loss, self.fills = loss, teacher_fills_missing
 
     def forward(self, s: StepInputs) -> torch.Tensor:
@@ -101,8 +107,7 @@ class SoftTargets(Term):
 
     def __init__(self, loss: str = "mae"):
         super().__init__()
-        if loss not in L.LOSSES:
-            raise StgeoError(f"soft_targets: unknown loss {loss!r}. {did_you_mean(loss, L.LOSSES)}")
+        _check_loss("soft_targets", loss)
         self.loss = loss
 
     def forward(self, s: StepInputs) -> torch.Tensor:
@@ -119,8 +124,7 @@ class ErrorWeighted(Term):
 
     def __init__(self, loss: str = "mae", tau: float | None = None):
         super().__init__()
-        if loss not in L.LOSSES:
-            raise StgeoError(f"error_weighted: unknown loss {loss!r}. {did_you_mean(loss, L.LOSSES)}")
+        _check_loss("error_weighted", loss)
         if tau is not None and tau <= 0:
             raise StgeoError(f"error_weighted: tau must be positive, got {tau}.")
         self.loss, self.tau = loss, tau
@@ -228,8 +232,7 @@ class Peer(Term):
 
     def __init__(self, loss: str = "mae"):
         super().__init__()
-        if loss not in L.LOSSES:
-            raise StgeoError(f"peer: unknown loss {loss!r}. {did_you_mean(loss, L.LOSSES)}")
+        _check_loss("peer", loss)
         self.loss = loss
 
     def forward(self, s: StepInputs) -> torch.Tensor:
