@@ -67,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     rep = result.report
     arts = result.artifacts
     print(_summary(rep))
-    for key in ("map", "report", "gpkg", "onnx"):
+    for key in ("map", "report", "gpkg", "geotiff", "onnx"):
         if key in arts:
-            print(f"{key:>7}: {arts[key].resolve()}")
+            print(f"{key:>7}: {Path(arts[key]).resolve()}")
     return 0
 
 
@@ -130,6 +130,14 @@ def _remove_empty_folders(out: Path, created: Path | None) -> None:
 
 def _summary(rep: dict) -> str:
     """A small text table of MAE (or macro-F1) per horizon and cost for the models and baselines."""
+    if rep["task"].get("data_kind") == "patches":  # land cover: a class per pixel, no horizons
+        from stgeo_kd.landcover.pipeline import summary_text as patches_summary
+
+        return patches_summary(rep)
+    if rep["task"]["kind"] == "regress":  # data.kind: points, no horizons
+        from stgeo_kd.spatial.pipeline import summary_text
+
+        return summary_text(rep)
     hs = rep["task"]["horizons"]
     metric = "macro_f1" if rep["task"]["kind"] == "classify" else "mae"
     what = "macro-F1" if metric == "macro_f1" else f"MAE ({rep['task'].get('units') or 'data units'})"
@@ -150,6 +158,9 @@ def _summary(rep: dict) -> str:
         f"student is {c['latency_speedup_student_vs_teacher']:.1f}x faster than the teacher at batch 1 "
         f"with {c['param_ratio_teacher_to_student']:.1f}x fewer parameters"
     )
+    if rep["dataset"].get("kind") == "raster_stack":
+        lines.append(f"(ms@b1: one {rep['models']['student']['cost_tile']} tile; the student needs "
+                     f"{c['mac_ratio_teacher_to_student']:.1f}x fewer MACs than the teacher)")
     return "\n".join(lines)
 
 

@@ -18,6 +18,8 @@ from typing import Any
 import yaml
 
 from stgeo_kd.errors import StgeoError, did_you_mean
+from stgeo_kd.landcover.config import PatchesConfig  # data.kind: patches (land cover)
+from stgeo_kd.spatial.config import PointsConfig  # data.kind: points (issue 7)
 
 
 @dataclass
@@ -64,6 +66,19 @@ class DataConfig:
     roads: str | None = None
     roads_layer: str | None = None
     adjacency: AdjacencyConfig = field(default_factory=AdjacencyConfig)
+    # --- kind: raster_stack (see docs/rasters.md) ---
+    path: str | None = None
+    pattern: str | None = None
+    variable: Any = None
+    band_as: str = "time"
+    time_format: str | None = None
+    reproject: str | None = None
+    crs: str | None = None
+    chunks: int = 512
+    # --- data.kind: points (spatial regression on a graph of locations; see docs/spatial.md) ---
+    points: PointsConfig = field(default_factory=PointsConfig)
+    # --- data.kind: patches (land cover: raster + labelled polygons; see docs/landcover.md) ---
+    patches: PatchesConfig = field(default_factory=PatchesConfig)
 
 
 @dataclass
@@ -93,12 +108,30 @@ class ClassesConfig:
 
 
 @dataclass
+class PatchConfig:
+    """How a raster stack is cut into samples (``data.kind: raster_stack``): ``count`` random
+    training patches of ``size`` pixels (the outer ``margin`` left out of the loss), and
+    evaluation tiles of ``eval_size`` read with a ``halo`` of context (null: the models'
+    measured receptive field)."""
+
+    size: int = 48
+    count: int = 512
+    margin: int = 4
+    eval_size: int = 128
+    halo: int | None = None
+
+
+@dataclass
 class TaskConfig:
     kind: str = "forecast"
     history: int = 12
     horizons: list[int] = field(default_factory=lambda: [3, 6, 9, 12])
     split: SplitConfig = field(default_factory=SplitConfig)
     classes: ClassesConfig = field(default_factory=ClassesConfig)
+    # --- raster stacks ---
+    target: str | None = None
+    time_features: bool = True
+    patches: PatchConfig = field(default_factory=PatchConfig)
 
 
 @dataclass
@@ -161,6 +194,7 @@ class OutputsConfig:
     gpkg: bool = True
     map: bool = True
     onnx: bool = True
+    geotiff: bool = True
     checkpoints: bool = True
 
 
@@ -338,12 +372,23 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
 
 def validate(cfg: RunConfig) -> None:
     """Checks that span several keys (ranges, choices)."""
+    if cfg.data.kind == "points":  # its own task, models and checks: stgeo_kd.spatial.config
+        from stgeo_kd.spatial.config import validate_points
+
+        validate_points(cfg)
+        return
+    if cfg.data.kind == "patches":  # land cover, its own task, models and checks: stgeo_kd.landcover.config
+        from stgeo_kd.landcover.config import validate_patches
+
+        validate_patches(cfg)
+        return
     t = cfg.task
     if t.kind not in ("forecast", "classify"):
         raise StgeoError(f"task.kind {t.kind!r} is unknown. {did_you_mean(t.kind, ['forecast', 'classify'])}")
     _validate_distill(cfg)
-    if cfg.data.kind != "sensor_graph":
-        raise StgeoError(f"data.kind {cfg.data.kind!r} is not supported yet. {did_you_mean(cfg.data.kind, ['sensor_graph'])}")
+    if cfg.data.kind not in ("sensor_graph", "raster_stack"):
+        raise StgeoError(f"data.kind {cfg.data.kind!r} is not supported yet. "
+                         f"{did_you_mean(cfg.data.kind, ['sensor_graph', 'raster_stack', 'points', 'patches'])}")
     if t.history < 1:
         raise StgeoError(f"task.history must be at least 1 step, got {t.history}.")
     if not t.horizons or min(t.horizons) < 1:
@@ -364,6 +409,9 @@ def validate(cfg: RunConfig) -> None:
     for key, value in (("train.loss", cfg.train.loss), ("distill.loss", cfg.distill.loss)):
         if value not in losses:
             raise StgeoError(f"{key} {value!r} is unknown. {did_you_mean(value, losses)}")
+    if cfg.data.kind == "raster_stack":
+        _validate_raster(cfg)
+        return
     methods = ("auto", "road_distance", "matrix", "knn")
     if cfg.data.adjacency.method not in methods:
         raise StgeoError(f"data.adjacency.method {cfg.data.adjacency.method!r} is unknown. {did_you_mean(cfg.data.adjacency.method, methods)}")
@@ -422,6 +470,31 @@ def _validate_distill(cfg: RunConfig) -> None:
     if "gaussian_kl" in names and any(m.head != "gaussian" for m in cfg.teachers):
         raise StgeoError("distill.terms has gaussian_kl, which needs teacher.head: gaussian (a mean-and-variance teacher).")
     LRSchedule.parse(cfg.train.lr_schedule)
+
+
+def _validate_raster(cfg: RunConfig) -> None:
+    """data.* and task.* values of a raster stack job."""
+    d, t = cfg.data, cfg.task
+    if not d.path:
+        raise StgeoError("data.path is required for data.kind raster_stack: a folder of frames, a GeoTIFF or a NetCDF file.")
+    if t.kind != "forecast":
+        raise StgeoError("task.kind must be forecast for data.kind raster_stack (per-pixel classes are issue 7's patches).")
+    if d.band_as not in ("time", "variable"):
+        raise StgeoError(f"data.band_as must be time or variable, got {d.band_as!r}.")
+    if d.chunks < 16:
+        raise StgeoError(f"data.chunks must be at least 16 pixels, got {d.chunks}.")
+    p = t.patches
+    for key in ("size", "count", "eval_size"):
+        if getattr(p, key) < 1:
+            raise StgeoError(f"task.patches.{key} must be at least 1, got {getattr(p, key)}.")
+    if p.margin < 0 or (p.halo is not None and p.halo < 0):
+        raise StgeoError("task.patches.margin and task.patches.halo must not be negative.")
+    names = {"st_cnn", "ds_cnn"}
+    for where, m in [("teacher", x) for x in cfg.teachers] + [("student", cfg.student)]:
+        if m.name not in names:
+            raise StgeoError(f"{where}.name {m.name!r} is not a raster model. {did_you_mean(m.name, sorted(names))}")
+        if m.head != "point":
+            raise StgeoError(f"{where}.head must be point for raster stacks (Gaussian heads are for sensor graphs).")
 
 
 def _validate_data(cfg: RunConfig) -> None:

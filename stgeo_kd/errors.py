@@ -11,6 +11,13 @@ class StgeoError(ValueError):
     """
 
 
+class Cancelled(StgeoError):
+    """A long operation (e.g. tiled prediction) was cancelled by its ``cancel`` callback.
+
+    Raised after temporary files are removed; nothing is left under the output path.
+    """
+
+
 def did_you_mean(name: str, valid: list[str] | tuple[str, ...] | set[str]) -> str:
     """Return a short hint listing the valid names, closest first."""
     import difflib

@@ -116,6 +116,7 @@ def run(
     overrides: list[str] | None = None,
     graph: SensorGraph | None = None,
     resume: bool = False,
+    callbacks: list | None = None,
 ) -> RunResult:
     """Run the traffic distillation pipeline end to end.
 
@@ -128,6 +129,10 @@ def run(
         resume: continue an interrupted run in the same ``out_dir``: finished models are
             loaded from ``out_dir/checkpoints`` and the unfinished one continues from its last
             epoch checkpoint. Without it, a run starts afresh.
+        callbacks: extra Lightning callbacks given to every model's trainer, in training
+            order (teachers, student, student_scratch): progress reports, or cancellation
+            by raising an exception in a hook: it propagates before any output is written
+            (the resumable ``checkpoints/`` of ``train.checkpoints`` stay, as after a crash).
 
     Returns:
         RunResult with the report dict and a GeoDataFrame of per-sensor predictions.
@@ -137,11 +142,23 @@ def run(
     """
     t_start = time.perf_counter()
     cfg = _as_config(config, overrides)
+    if cfg.data.kind == "points":  # spatial regression on a graph of locations: its own job (stgeo_kd.spatial)
+        from stgeo_kd.spatial.pipeline import run_points
+
+        return run_points(cfg, out_dir, resume=resume)
+    if cfg.data.kind == "patches":  # land cover from a raster + labelled polygons: its own job (stgeo_kd.landcover)
+        from stgeo_kd.landcover.pipeline import run_patches
+
+        return run_patches(cfg, out_dir, resume=resume)
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         _check_out_dir(out)
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
+    if cfg.data.kind == "raster_stack":  # grids over time: stgeo_kd.raster
+        from stgeo_kd.raster.pipeline import run_raster
+
+        return run_raster(cfg, out, resume=resume, callbacks=callbacks, t_start=t_start)
 
     if graph is None:
         from stgeo_kd.ingest.build import load_sensor_graph
@@ -175,12 +192,13 @@ def run(
     stages = _Stages(out / "checkpoints" if (out is not None and tr.checkpoints) else None, resume, cfg)
     fits = {}
     for role, teacher in zip(roles, teachers):
-        fits[role] = stages.fit(role, teacher, data, tr, epochs=tr.epochs, lr=tr.lr, kind=task.kind, role=role)
+        fits[role] = stages.fit(role, teacher, data, tr, epochs=tr.epochs, lr=tr.lr, kind=task.kind, role=role,
+                                callbacks=callbacks or ())
     teaching = Teaching(teachers=teachers, online=cfg.distill.online, online_lr=cfg.distill.online_lr, peer=peer)
     fits["student"] = stages.fit("student", student, data, tr, epochs=s_epochs, lr=s_lr, objective=objective,
-                                 teaching=teaching, kind=task.kind, role="student (distilled)")
+                                 teaching=teaching, kind=task.kind, role="student (distilled)", callbacks=callbacks or ())
     fits["student_scratch"] = stages.fit("student_scratch", scratch, data, tr, epochs=s_epochs, lr=s_lr, kind=task.kind,
-                                         role="student_scratch (labels only)")
+                                         role="student_scratch (labels only)", callbacks=callbacks or ())
     models = dict(zip(roles, teachers)) | {"student": student, "student_scratch": scratch}
 
     _log(cfg, "evaluating on the test split ...")

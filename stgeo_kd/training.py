@@ -8,6 +8,7 @@ import os
 import random
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -299,8 +300,10 @@ class CrashSafety(pl.Callback):
             self._rng = None
 
 
-def _loader(data, split: str, batch_size: int = 256):
-    # a private generator: iterating must not draw from the global RNG (resumed runs restore it)
+def _loader(data, split: str, batch_size: int | None = None):
+    # a private generator: iterating must not draw from the global RNG (resumed runs restore it);
+    # data with large samples (raster tiles) sets a smaller evaluation batch
+    batch_size = batch_size or getattr(data, "eval_batch_size", 256)
     return DataLoader(data.dataset(split), batch_size=batch_size, shuffle=False, generator=torch.Generator())
 
 
@@ -339,8 +342,8 @@ def _teacher_pass(teacher: torch.nn.Module, data, kind: str, tap: FeatureTap | N
 
 def _prepare(model, data, objective: Objective, teaching: Teaching, kind: str):
     """Taps, hint projections, teacher caches and training errors for a distilled student."""
-    n = data.num_nodes
-    example = data.window_inputs("train")[:1]
+    n = getattr(data, "node_shape", data.num_nodes)  # (rows, cols) for raster patches
+    example = data.dataset("train")[0][0].unsqueeze(0)
     s_layers, t_layers = objective.student_layers(), objective.teacher_layers()
     student_tap = teacher_taps = None
     if s_layers:
@@ -362,7 +365,7 @@ def _prepare(model, data, objective: Objective, teaching: Teaching, kind: str):
     # frozen teachers: their outputs (and tapped features, when they fit in memory) are
     # computed once for every training window instead of at every batch of every epoch
     n_windows = len(data.splits["train"].starts)
-    feature_bytes = sum(4 * n_windows * n * tap.width(name) for tap in (teacher_taps or []) if tap is not None
+    feature_bytes = sum(4 * n_windows * data.num_nodes * tap.width(name) for tap in (teacher_taps or []) if tap is not None
                         for name in t_layers)
     cache_features = not teaching.online and bool(t_layers) and feature_bytes <= FEATURE_CACHE_BYTES
     use_cache = not teaching.online and (not t_layers or cache_features)
@@ -396,6 +399,7 @@ def fit(
     role: str = "model",
     checkpoint: str | Path | None = None,
     resume: bool = False,
+    callbacks: Sequence[pl.Callback] = (),
 ) -> dict[str, Any]:
     """Train ``model`` on the train windows, early-stopping on the validation split.
 
@@ -408,6 +412,9 @@ def fit(
     With ``checkpoint`` (a file path), a resumable checkpoint is written there at the end of
     every epoch; with ``resume`` and that file present, training continues from it (the same
     seed then gives the same result as an uninterrupted run).
+
+    ``callbacks``: extra Lightning callbacks for this model's trainer (progress reports; an
+    exception raised in one stops training and propagates, e.g. to cancel a run).
     """
     seed_everything(train.seed)
     objective = objective or labels_only(kind, train.loss)
@@ -429,7 +436,8 @@ def fit(
     val_loader = _loader(data, "val") if has_val else None
     keep = KeepBest(monitor)
     history = EpochHistory()
-    callbacks: list[Any] = [keep, history, pl.callbacks.EarlyStopping(monitor=monitor, patience=train.patience, mode="min")]
+    extra_callbacks = list(callbacks)
+    callbacks = [keep, history, pl.callbacks.EarlyStopping(monitor=monitor, patience=train.patience, mode="min")]
     if train.progress:
         callbacks.append(pl.callbacks.TQDMProgressBar(leave=False))
     ckpt_path = None
@@ -437,6 +445,7 @@ def fit(
         callbacks.append(CrashSafety(Path(checkpoint)))
         if resume and Path(checkpoint).is_file():
             ckpt_path = str(checkpoint)
+    callbacks.extend(extra_callbacks)
     trainer = pl.Trainer(
         max_epochs=epochs,
         max_time={"minutes": train.max_minutes} if train.max_minutes else None,

@@ -82,14 +82,19 @@ def _masked_mean(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Hard-label cross-entropy ``-log softmax(z)[y]`` averaged over the observed positions.
 
+    A float ``mask`` weighs the positions (e.g. class weights for imbalance, 0 = no label):
+    the result is ``sum(w * nll) / sum(w)``, as ``torch.nn.functional.cross_entropy`` with
+    ``weight=`` does.
+
     Shapes:
-        logits: (..., C); labels: (...) integer classes (any value where ``mask`` is false);
-        mask: (...) bool or None (all observed).
+        logits: (..., C); labels: (...) integer classes (any value where ``mask`` is false or 0);
+        mask: (...) bool, float weights, or None (all observed).
     """
-    mask = _as_mask(mask, labels)
-    safe = torch.where(mask, labels, torch.zeros_like(labels)).long()
+    weight = _as_mask(mask, labels) if mask is None or mask.dtype == torch.bool else mask
+    observed = weight if weight.dtype == torch.bool else weight > 0
+    safe = torch.where(observed, labels, torch.zeros_like(labels)).long()
     nll = -torch.log_softmax(logits, dim=-1).gather(-1, safe.unsqueeze(-1)).squeeze(-1)
-    return _masked_mean(nll, mask)
+    return _masked_mean(nll, weight)
 
 
 def hinton_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,

@@ -25,12 +25,16 @@ def _require(module: str):
         ) from None
 
 
-def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: str | Path) -> Path:
+def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: str | Path,
+                dynamic_axes: tuple[dict, dict] | None = None) -> Path:
     """Write ``model`` as ONNX (opset 17, dynamic batch axis) to ``path``, atomically.
 
     Shapes:
         example: (B, T, N, 4) -> input ``window``; output ``forecast`` (B, H, N), scaled units.
+        Raster models: (B, T, C, H, W) -> (B, K, H, W), with ``dynamic_axes`` naming the
+        input's and output's variable axes (e.g. height and width too).
     """
+    in_axes, out_axes = dynamic_axes or ({0: "batch"}, {0: "batch"})
     _require("onnx")
     model.eval()
     buf = io.BytesIO()
@@ -42,7 +46,7 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: str | Path)
             buf,
             input_names=["window"],
             output_names=["forecast"],
-            dynamic_axes={"window": {0: "batch"}, "forecast": {0: "batch"}},
+            dynamic_axes={"window": in_axes, "forecast": out_axes},
             opset_version=17,
             dynamo=False,
         )

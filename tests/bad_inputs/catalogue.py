@@ -62,6 +62,17 @@ BASE_CONFIG: dict[str, Any] = {
 }
 
 
+RASTER_CONFIG: dict[str, Any] = {
+    "data": {"kind": "raster_stack", "name": "tiny_rain", "path": "frames", "pattern": r"rain_(?P<date>\d{8}_\d{4})"},
+    "task": {"history": 3, "horizons": [1, 2], "split": {"train": 0.6, "val": 0.2, "test": 0.2},
+             "patches": {"size": 16, "count": 8, "eval_size": 16}},
+    "teacher": {"name": "st_cnn", "params": {"hidden": 4, "spatial_layers": 1, "fusion_layers": 1}},
+    "student": {"name": "ds_cnn", "params": {"width": 4, "blocks": 1}},
+    "train": {"epochs": 1, "progress": False},
+    "outputs": {"map": True, "geotiff": True, "onnx": False},
+}
+
+
 @lru_cache(maxsize=1)
 def _base_readings() -> pd.DataFrame:
     df = pd.read_parquet(SAMPLE / "speeds.parquet")
@@ -173,6 +184,25 @@ class Workspace:
     def run(self, changes: dict | None = None, sets: tuple[str, ...] = (), out: Path | None = None) -> Run:
         cfg = self.config(changes, name="case.yaml") if changes else self.path("config.yaml")
         return Run(cfg, tuple(sets), out)
+
+    # -- raster stacks ------------------------------------------------------------------------
+    def frames(self, folder: str = "frames", frames: int = 14, size: int = 24, crs: str = "EPSG:32633") -> Path:
+        """A small valid stack of synthetic rain GeoTIFFs ``rain_YYYYMMDD_HHMM.tif``."""
+        import sys
+
+        sys.path.insert(0, str(ROOT / "sample_data"))
+        from make_sample_rasters import write_stack
+
+        write_stack(self.path(folder), frames=frames, size=size, seed=1, crs=crs)
+        return self.path(folder)
+
+    def raster_run(self, changes: dict | None = None, folder: str = "frames") -> Run:
+        """A raster job on ``folder`` (written first if missing), with ``changes`` merged in."""
+        if not self.path(folder).exists():
+            self.frames(folder)
+        raw = _deep_merge(RASTER_CONFIG, {"data": {"path": folder}})
+        raw = _deep_merge(raw, changes or {})
+        return Run(self.write_text("raster.yaml", yaml.safe_dump(raw, sort_keys=False)))
 
     def argv(self, run: Run) -> list[str]:
         argv = ["run", str(run.config), "--out", str(run.out or self.out)]
@@ -948,6 +978,100 @@ def _(ws):
 
 
 # ----------------------------------------------------------------------------------------------
+# Raster stacks
+# ----------------------------------------------------------------------------------------------
+
+
+@case("raster-frames-different-crs", "rasters", "a GeoTIFF folder whose last frame is in another CRS, no target grid",
+      ["rain_20240601_1410.tif", "another grid", "EPSG:3035", "data.reproject"])
+def _(ws):
+    folder = ws.frames()
+    last = sorted(folder.glob("*.tif"))[-1]
+    import rasterio
+    from rasterio.transform import from_origin
+
+    with rasterio.open(last) as src:
+        data = src.read(1)
+    last.unlink()
+    with rasterio.open(last, "w", driver="GTiff", height=24, width=24, count=1, dtype="float32", crs="EPSG:3035",
+                       transform=from_origin(4_500_000, 2_800_000, 1000, 1000), nodata=-9999.0) as dst:
+        dst.write(data, 1)
+    return ws.raster_run()
+
+
+@case("raster-pattern-no-match", "rasters", "data.pattern that matches none of the files", ["radar_", "matches no raster file", "rain_20240601_1200.tif", "fix the pattern"])
+def _(ws):
+    return ws.raster_run({"data": {"pattern": r"radar_(?P<date>\d{8}_\d{4})"}})
+
+
+@case("raster-pattern-without-date", "rasters", "data.pattern without a (?P<date>...) group", ["data.pattern", "named group", "date"])
+def _(ws):
+    return ws.raster_run({"data": {"pattern": r"rain_(\d{8}_\d{4})"}})
+
+
+@case("raster-date-does-not-parse", "rasters", "a file name whose date group is not a date", ["rain_20241345_1200.tif", "20241345_1200", "does not parse", "data.time_format"])
+def _(ws):
+    folder = ws.frames()
+    first = sorted(folder.glob("*.tif"))[0]
+    first.rename(folder / "rain_20241345_1200.tif")
+    return ws.raster_run()
+
+
+@case("raster-all-nodata-frame", "rasters", "one frame holding only nodata", ["rain_20240601_1230.tif", "no valid pixel", "remove the file"])
+def _(ws):
+    import rasterio
+
+    folder = ws.frames()
+    with rasterio.open(folder / "rain_20240601_1230.tif", "r+") as dst:
+        dst.write(np.full((24, 24), -9999.0, dtype="float32"), 1)
+    return ws.raster_run()
+
+
+@case("raster-corrupt-file", "rasters", "a truncated GeoTIFF (half of its bytes)", ["rain_20240601_1300.tif", "cannot be read", "replace"])
+def _(ws):
+    folder = ws.frames()
+    path = folder / "rain_20240601_1300.tif"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return ws.raster_run()
+
+
+@case("raster-path-missing", "rasters", "data.path that does not exist", ["radar_frames", "does not exist", "give a folder"])
+def _(ws):
+    return ws.raster_run({"data": {"path": "radar_frames"}})
+
+
+@case("raster-netcdf-several-variables", "rasters", "a NetCDF cube with two gridded variables and no data.variable", ["cube.nc", "2 gridded variables", "rain", "temp", "set data.variable"])
+def _(ws):
+    import xarray as xr
+
+    t = pd.date_range("2024-06-01", periods=12, freq="1h")
+    ys, xs = np.arange(10)[::-1] + 0.5, np.arange(12) + 0.5
+    ds = xr.Dataset({"rain": (("time", "y", "x"), np.zeros((12, 10, 12), "float32")),
+                     "temp": (("time", "y", "x"), np.ones((12, 10, 12), "float32"))},
+                    coords={"time": t, "y": ys, "x": xs})
+    ds.rio.write_crs("EPSG:32633").to_netcdf(ws.path("cube.nc"))
+    return ws.raster_run({"data": {"path": "cube.nc", "pattern": None}})
+
+
+@case("raster-too-few-frames", "rasters", "a stack too short for one window of history + horizon", ["shorter than one window", "history"])
+def _(ws):
+    ws.frames(frames=6)
+    return ws.raster_run()
+
+
+@case("raster-multiband-no-dates", "rasters", "a multi-band GeoTIFF used as time steps, without dates", ["stack.tif", "no dates", "data.start", "data.freq"])
+def _(ws):
+    import rasterio
+    from rasterio.transform import from_origin
+
+    with rasterio.open(ws.path("stack.tif"), "w", driver="GTiff", height=16, width=16, count=10, dtype="float32",
+                       crs="EPSG:32633", transform=from_origin(500_000, 5_300_000, 1000, 1000)) as dst:
+        dst.write(np.random.default_rng(0).random((10, 16, 16), dtype=np.float32))
+    return ws.raster_run({"data": {"path": "stack.tif", "pattern": None}})
+
+
+# ----------------------------------------------------------------------------------------------
 # Output folder
 # ----------------------------------------------------------------------------------------------
 
@@ -1029,6 +1153,29 @@ def _(ws):
     ws.sensor_points().to_crs("EPSG:32633").to_file(ws.path("roads_multi.gpkg"), layer="detectors")
     ws.roads().to_file(ws.path("roads_multi.gpkg"), layer="streets")
     return ws.run({"data": {"roads": "roads_multi.gpkg"}})
+
+
+@case("warn-raster-missing-frame", "rasters", "a GeoTIFF folder with one 10-minute frame missing", ["1 time step", "no frame", "added as missing"], kind="warning")
+def _(ws):
+    folder = ws.frames()
+    (folder / "rain_20240601_1240.tif").unlink()
+    return ws.raster_run()
+
+
+@case("warn-raster-reproject-first", "rasters", "a frame on another grid, with data.reproject: first", ["rain_20240601_1410.tif", "reprojected"], kind="warning")
+def _(ws):
+    import rasterio
+    from rasterio.transform import from_origin
+
+    folder = ws.frames()
+    last = sorted(folder.glob("*.tif"))[-1]
+    with rasterio.open(last) as src:
+        data = src.read(1)
+    last.unlink()
+    with rasterio.open(last, "w", driver="GTiff", height=24, width=24, count=1, dtype="float32", crs="EPSG:32633",
+                       transform=from_origin(500_500, 5_300_000, 1000, 1000), nodata=-9999.0) as dst:
+        dst.write(data, 1)
+    return ws.raster_run({"data": {"reproject": "first"}})
 
 
 ERROR_CASES = [c for c in CASES if c.kind == "error"]

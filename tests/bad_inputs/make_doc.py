@@ -36,6 +36,7 @@ AREAS = {
     "readings": "Readings",
     "graph": "Graph",
     "config": "Config",
+    "rasters": "Raster stacks",
     "output": "Output folder",
 }
 

@@ -39,6 +39,7 @@ SUBPROCESS_CASES = [
     "readings-time-typo-huge-gap",
     "graph-matrix-wrong-size",
     "config-python-tag",
+    "raster-corrupt-file",
     "output-parent-is-file",
 ]
 
@@ -69,7 +70,7 @@ def test_the_catalogue_covers_every_kind_of_input():
     assert len(ERROR_CASES) >= 40
     assert len({c.id for c in CASES}) == len(CASES)
     areas = {c.area for c in ERROR_CASES}
-    assert {"roads", "sensors", "readings", "graph", "config", "output"} <= areas
+    assert {"roads", "sensors", "readings", "graph", "config", "rasters", "output"} <= areas
     for area in areas - {"output"}:
         assert sum(c.area == area for c in ERROR_CASES) >= 5, area
     assert all(c.kind in ("error", "warning") for c in CASES)
@@ -143,6 +144,18 @@ def test_recoverable_input_is_repaired_with_a_warning(case, ws):
         warnings.simplefilter("ignore")
         run = case.build(ws)
     cfg = load_config(run.config, list(run.sets))
+    if case.area == "rasters":
+        from stgeo_kd.ingest.rasters import check_frames, load_raster_stack
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            stack = load_raster_stack(cfg)
+            check_frames(stack)
+        messages = [_norm(str(w.message)) for w in caught]
+        assert any(all(word.lower() in m.lower() for word in case.expect) for m in messages), messages
+        # repaired, not dropped: 14 frames of 10 minutes on the first frame's 24 x 24 grid
+        assert stack.num_steps == 14 and stack.step_minutes == 10 and (stack.height, stack.width) == (24, 24)
+        return
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         graph = load_sensor_graph(cfg)

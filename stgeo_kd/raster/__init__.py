@@ -1,0 +1,1 @@
+"""Raster time stacks: tiled prediction (see :mod:`stgeo_kd.raster.tiling`)."""
