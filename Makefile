@@ -44,11 +44,13 @@ $(QGIS_STAMP): pyproject.toml qgis_plugin/linux-build-constraints.txt qgis_plugi
 	command -v gdal-config >/dev/null && test -f /usr/include/proj.h && test -f /usr/include/geos_c.h || { echo "GDAL/PROJ/GEOS headers are missing: apt-get install -y libgdal-dev libproj-dev libgeos-dev" >&2; exit 1; }
 	$(QGIS_PYTHON) -m venv --system-site-packages $(QGIS_VENV)
 	$(QGIS_VENV)/bin/pip install -q torch==2.13.0
-	$(QGIS_VENV)/bin/pip install -q -e ".[onnx,test]" "geopandas>=1.0,<1.2" "matplotlib>=3.9" "contourpy>=1.3"
+	$(QGIS_VENV)/bin/pip install -q -e ".[onnx,test]" "geopandas>=1.0,<1.2" "matplotlib>=3.9" "contourpy>=1.3" "attrs>=23.2"
 	# qgis and qgis_process load the system GDAL, PROJ and GEOS into the global symbol scope, so
 	# wheels that bundle other versions of them crash there: build those three against the
 	# system libraries (pyproj < 3.7 and geopandas < 1.2 for Debian 12's PROJ 9.1). Debian's
-	# matplotlib/contourpy are built for NumPy 1; the newer wheels above shadow them.
+	# matplotlib/contourpy are built for NumPy 1; the newer wheels above shadow them. affine 3
+	# (rasterio) needs attrs >= 23.2 (cached_property in a slotted class), newer than Debian's 22.2.
+	# rasterio and netCDF4 are rebuilt against the system GDAL and netCDF too.
 	$(QGIS_VENV)/bin/python qgis_plugin/system_geo_libs.py --build
 	$(QGIS_VENV)/bin/pip check
 	touch $(QGIS_STAMP)

@@ -167,3 +167,60 @@ def test_forecast_refuses_unusable_readings(finished_run, tmp_path):
         jobs.forecast_from_run(out, coarse)
     with pytest.raises(StgeoError, match="model_meta.json"):
         jobs.forecast_from_run(tmp_path, short)
+
+
+# ---------------------------------------------------------------------------------------------
+# "Forecast a raster stack"
+
+RAIN = ROOT / "sample_data" / "sample_rain"
+RASTER_FAST = ["teacher.params.hidden=8", "task.patches.count=16", "task.patches.size=32", "train.latency_repeats=3",
+               "train.num_threads=1"]
+
+
+def _raster_config(**kw):
+    from stgeo_kd.qgis import jobs
+
+    args = {"path": RAIN, "pattern": r"rain_(?P<date>\d{8}_\d{4})\.tif$", "epochs": 1, "overrides": RASTER_FAST}
+    args.update(kw)
+    return jobs.raster_config(**args)
+
+
+def test_raster_config_from_the_algorithm_inputs():
+    from stgeo_kd.qgis import jobs
+
+    cfg = _raster_config(horizons="1, 3", history=5, teacher_size="large", student_size="medium", variable="rain, snow")
+    assert cfg.data.kind == "raster_stack" and cfg.data.variable == ["rain", "snow"]
+    assert cfg.task.horizons == [1, 3] and cfg.task.history == 5
+    assert cfg.teacher.name == "st_cnn" and cfg.teacher.params["hidden"] == 8  # the override wins
+    assert cfg.teacher.params["spatial_layers"] == jobs.RASTER_TEACHER_SIZES["large"]["spatial_layers"]
+    assert cfg.student.name == "ds_cnn" and cfg.student.params == jobs.RASTER_STUDENT_SIZES["medium"]
+    assert cfg.outputs.geotiff and cfg.outputs.onnx and cfg.outputs.map and cfg.outputs.checkpoints
+    assert cfg.train.checkpoints is False and cfg.train.progress is False
+    with pytest.raises(StgeoError, match="size 'huge' is unknown"):
+        _raster_config(student_size="huge")
+    with pytest.raises(StgeoError, match="positive"):
+        _raster_config(horizons="0")
+
+
+def test_a_raster_run_cancelled_in_tiled_prediction_leaves_nothing(tmp_path):
+    """The cancel reaches the tiled prediction of forecast.tif (after training) through
+    ProgressCallback.raster_cancel, and run_into still leaves nothing."""
+    import traceback
+
+    from stgeo_kd.qgis import jobs
+
+    out = tmp_path / "run"
+    state = {"trained": False, "polled_by": []}
+
+    def report(fraction, message):
+        state["trained"] |= fraction >= 0.9  # training ends at 0.9
+
+    def is_canceled():
+        if state["trained"]:
+            state["polled_by"].append({frame.name for frame in traceback.extract_stack()})
+        return state["trained"]
+
+    with pytest.raises(jobs.Cancelled, match="nothing was written"):
+        jobs.run_into(_raster_config(), out, report=report, is_canceled=is_canceled)
+    assert state["polled_by"] and "predict_tiled" in state["polled_by"][0]
+    assert list(tmp_path.iterdir()) == []

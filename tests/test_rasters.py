@@ -26,7 +26,7 @@ from stgeo_kd.models.raster import STCNN, DSCNNStudent, build_raster_model
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "raster_stacks"
 sys.path.insert(0, str(ROOT / "sample_data"))
-from make_sample_rasters import NODATA, rain_frames, write_stack  # noqa: E402
+from make_sample_rasters import NODATA, rain_frames, write_stack
 
 PATTERN = r"rain_(?P<date>\d{8}_\d{4})"
 
@@ -110,7 +110,7 @@ def test_netcdf_cube_with_cf_time_lat_ascending_and_km_coordinates(tmp_path):
 def test_frames_on_another_grid_are_refused_or_reprojected(tmp_path):
     folder = tmp_path / "mixed"
     write_stack(folder, frames=4, size=16, seed=2)
-    last = sorted(folder.glob("*.tif"))[-1]
+    last = max(folder.glob("*.tif"))
     with rasterio.open(last) as src:
         data = src.read(1)
     last.unlink()
@@ -231,7 +231,7 @@ def test_run_writes_a_forecast_geotiff_on_the_input_grid_a_map_and_a_report(tmp_
         assert main(["run", str(_tiny_config(tmp_path, frames)), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "forecast.tif" in printed and "persistence" in printed
-    first = sorted(frames.glob("*.tif"))[0]
+    first = min(frames.glob("*.tif"))
     with rasterio.open(first) as src, rasterio.open(out / "forecast.tif") as dst:
         assert dst.crs == src.crs and dst.transform == src.transform and dst.shape == src.shape
         assert dst.count == 2 and dst.nodata == src.nodata and dst.profile["tiled"]

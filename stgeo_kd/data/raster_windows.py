@@ -197,8 +197,7 @@ class RasterForecastData:
             H, W = self.stack.height, self.stack.width
             r0, c0, r1, c1 = max(row0, 0), max(col0, 0), min(row0 + h, H), min(col0 + w, W)
             if r1 > r0 and c1 > c0:
-                out[:, :, r0 - row0 : r1 - row0, c0 - col0 : c1 - col0] = \
-                    self.values.values[times][:, :, r0:r1, c0:c1]
+                out[:, :, r0 - row0 : r1 - row0, c0 - col0 : c1 - col0] = self.values.values[times, :, r0:r1, c0:c1]
             return out
         return self.stack.read_window(times, row0, col0, h, w)
 

@@ -1,4 +1,5 @@
-"""The Processing algorithms: "Distill a traffic forecaster" and "Forecast with a trained student".
+"""The Processing algorithms: "Distill a traffic forecaster", "Forecast with a trained student"
+and "Forecast a raster stack".
 
 Only QGIS is imported at module level. torch, Lightning and the pipeline are imported inside
 ``processAlgorithm`` (via :mod:`stgeo_kd.qgis.jobs`), so the toolbox opens fast and a missing
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -39,8 +42,13 @@ from qgis.core import (
     QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
     QgsProcessingUtils,
+    QgsProviderRegistry,
+    QgsRasterFileWriter,
+    QgsRasterPipe,
     QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QDate, QDateTime, Qt, QTime, QVariant
@@ -48,6 +56,8 @@ from qgis.PyQt.QtCore import QDate, QDateTime, Qt, QTime, QVariant
 #: kept in step with stgeo_kd.qgis.jobs.TEACHERS / STUDENTS (that module imports torch)
 TEACHERS = ("graph_wavenet", "gnn", "gru", "lstm", "mlp")
 STUDENTS = ("mlp", "gnn", "gru", "lstm")
+#: kept in step with stgeo_kd.qgis.jobs.RASTER_TEACHER_SIZES / RASTER_STUDENT_SIZES
+RASTER_SIZES = ("small", "medium", "large")
 TABLE_FILTER = "Readings tables (*.csv *.csv.gz *.tsv *.parquet *.pq);;All files (*.*)"
 INSTALL_HINT = (
     "Install stgeo_kd and its dependencies into the Python that QGIS runs (see docs/qgis.md, "
@@ -70,6 +80,11 @@ KEY_LABELS = {
     "task.horizons": "Horizons",
     "train.epochs": "Epochs",
     "train.student_epochs": "Student epochs",
+    "data.pattern": "File name pattern",
+    "data.time_format": "Date format in the file names",
+    "data.variable": "NetCDF variable(s)",
+    "data.start": "First time (bands without dates)",
+    "data.freq": "Time step (bands without dates)",
 }
 
 
@@ -407,6 +422,160 @@ class ForecastStudentAlgorithm(_Base):
         return {"OUTPUT": dest_id}
 
 
+class ForecastRasterAlgorithm(_Base):
+    """Distil a raster nowcaster from a time stack of frames and forecast the next frames."""
+
+    def name(self) -> str:
+        return "forecast_raster"
+
+    def displayName(self) -> str:
+        return "Forecast a raster stack"
+
+    def group(self) -> str:
+        return "Raster forecasting"
+
+    def groupId(self) -> str:
+        return "raster"
+
+    def shortHelpString(self) -> str:
+        return (
+            "Trains a spatio-temporal CNN teacher on a time stack of rasters (rain radar, temperature, satellite "
+            "frames ...), distils it into a small depthwise-separable CNN student (and trains the same student on "
+            "the labels alone, for comparison), and forecasts the frames after the last one.<br><br>"
+            "<b>Frames</b>: a folder of GeoTIFF or NetCDF files with the date in their names (the <b>file name "
+            "pattern</b> is a regular expression with a <code>(?P&lt;date&gt;...)</code> group, e.g. "
+            "<code>rain_(?P&lt;date&gt;\\d{8}_\\d{4})\\.tif$</code>; empty: any date in the name), <i>or</i> a "
+            "raster layer / file: a multi-band GeoTIFF whose bands are time steps (dated by their descriptions, or "
+            "by 'First time' and 'Time step') or a NetCDF file with a time dimension. All frames must share one "
+            "grid.<br><b>History</b>: input frames; <b>horizons</b>: frames ahead, e.g. 1, 2, 3.<br><br>"
+            "The forecast raster is on the input grid (CRS, extent, pixel size and nodata), one band per frame "
+            "ahead up to the largest horizon. The run folder holds the HTML map, report.json (accuracy against "
+            "persistence, size and speed of every model), the student as ONNX and the weights. Outputs appear only "
+            "when the run has finished: cancelling leaves nothing behind."
+        )
+
+    def initAlgorithm(self, config=None):
+        self.addParameter(QgsProcessingParameterFile(
+            "FOLDER", "Folder of frames (GeoTIFF / NetCDF, dated file names)", QgsProcessingParameterFile.Folder,
+            optional=True))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            "RASTER", "or: a raster layer / file (multi-band GeoTIFF of time steps, or NetCDF)", optional=True))
+        self.addParameter(QgsProcessingParameterString(
+            "PATTERN", "File name pattern (regular expression with a (?P<date>...) group; empty: any date)",
+            optional=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            "HISTORY", "History (input frames)", QgsProcessingParameterNumber.Integer, 4, minValue=1))
+        self.addParameter(QgsProcessingParameterString("HORIZONS", "Horizons (frames ahead, comma-separated)", "1, 2, 3"))
+        self.addParameter(QgsProcessingParameterEnum("TEACHER_SIZE", "Teacher size (ST-CNN)", list(RASTER_SIZES), defaultValue=1))
+        self.addParameter(QgsProcessingParameterEnum(
+            "STUDENT_SIZE", "Student size (depthwise-separable CNN)", list(RASTER_SIZES), defaultValue=0))
+        self.addParameter(QgsProcessingParameterNumber(
+            "EPOCHS", "Epochs", QgsProcessingParameterNumber.Integer, 8, minValue=1))
+        self.addParameter(_advanced(QgsProcessingParameterNumber(
+            "SEED", "Random seed", QgsProcessingParameterNumber.Integer, 0, minValue=0)))
+        self.addParameter(_advanced(QgsProcessingParameterString(
+            "TIME_FORMAT", "Date format in the file names (strftime codes, e.g. %Y%m%d_%H%M; empty: guessed)",
+            optional=True)))
+        self.addParameter(_advanced(QgsProcessingParameterString(
+            "VARIABLE", "NetCDF variable(s) (comma-separated; empty: the only one, or the layer's)", optional=True)))
+        self.addParameter(_advanced(QgsProcessingParameterString(
+            "START", "First time (bands without dates, e.g. 2024-06-01 12:00)", optional=True)))
+        self.addParameter(_advanced(QgsProcessingParameterString(
+            "FREQ", "Time step (bands without dates, e.g. 10min, 1h)", optional=True)))
+        self.addParameter(_advanced(QgsProcessingParameterFile(
+            "CONFIG", "Base config (YAML; the inputs above replace its data, task and model choices)",
+            QgsProcessingParameterFile.File, optional=True, fileFilter="YAML (*.yaml *.yml)")))
+        self.addParameter(_advanced(QgsProcessingParameterString(
+            "OVERRIDES", "Overrides (key.path=value, one per line, e.g. task.patches.count=128)", multiLine=True,
+            optional=True)))
+        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Forecast raster"))
+        self.addParameter(QgsProcessingParameterFolderDestination(
+            "OUTPUT_FOLDER", "Run folder (map, report, ONNX student, weights)"))
+        self.addOutput(QgsProcessingOutputHtml("MAP", "Forecast map (HTML)"))
+        self.addOutput(QgsProcessingOutputFile("REPORT", "Report (report.json)"))
+        self.addOutput(QgsProcessingOutputFile("ONNX", "Student model (ONNX)"))
+
+    def processAlgorithm(self, parameters, context, feedback):
+        jobs = _jobs()
+        from stgeo_kd.errors import StgeoError
+
+        out_dir = Path(self.parameterAsFileOutput(parameters, "OUTPUT_FOLDER", context))
+        dest = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+        with tempfile.TemporaryDirectory(prefix="stgeo_kd_inputs_", dir=QgsProcessingUtils.tempFolder()) as tmp:
+            path, layer_variable = self._frames(parameters, context, feedback, Path(tmp))
+            try:
+                cfg = jobs.raster_config(
+                    path=path,
+                    pattern=self._str(parameters, context, "PATTERN"),
+                    variable=self._str(parameters, context, "VARIABLE") or layer_variable,
+                    time_format=self._str(parameters, context, "TIME_FORMAT"),
+                    start=self._str(parameters, context, "START"),
+                    freq=self._str(parameters, context, "FREQ"),
+                    name=path.stem.split(".")[0] if path.is_file() else path.name,
+                    history=self.parameterAsInt(parameters, "HISTORY", context),
+                    horizons=self.parameterAsString(parameters, "HORIZONS", context),
+                    teacher_size=RASTER_SIZES[self.parameterAsEnum(parameters, "TEACHER_SIZE", context)],
+                    student_size=RASTER_SIZES[self.parameterAsEnum(parameters, "STUDENT_SIZE", context)],
+                    epochs=self.parameterAsInt(parameters, "EPOCHS", context),
+                    seed=self.parameterAsInt(parameters, "SEED", context),
+                    base_config=self._str(parameters, context, "CONFIG"),
+                    overrides=self._str(parameters, context, "OVERRIDES"),
+                )
+                report, is_canceled, warn = self._feedback_hooks(feedback)
+                result = jobs.run_into(cfg, out_dir, report=report, is_canceled=is_canceled, warn=warn)
+            except jobs.Cancelled as exc:
+                raise QgsProcessingException(str(exc)) from None
+            except StgeoError as exc:
+                raise _error(exc) from None
+        feedback.pushInfo(_summary(result.report))
+        arts = result.artifacts
+        _copy_raster(Path(arts["geotiff"]), Path(dest))
+        feedback.pushInfo(f"forecast raster: {dest}")
+        return {
+            "OUTPUT": dest,
+            "OUTPUT_FOLDER": str(out_dir),
+            "MAP": str(arts["map"]) if "map" in arts else None,
+            "REPORT": str(arts["report"]),
+            "ONNX": str(arts["onnx"]) if "onnx" in arts else None,
+        }
+
+    def _frames(self, parameters, context, feedback, folder: Path) -> tuple[Path, str | None]:
+        """The stack to read: the folder, or the raster layer's file (and its NetCDF variable);
+        a layer that is not a local file is written to a temporary GeoTIFF first."""
+        frames = self.parameterAsFile(parameters, "FOLDER", context)
+        has_layer = bool(parameters.get("RASTER"))
+        if frames and has_layer:
+            raise QgsProcessingException("Give the frames either as a folder or as a raster layer / file, not both.")
+        if frames:
+            return Path(frames), None
+        if not has_layer:
+            raise QgsProcessingException(
+                "Give the frames: a folder of dated GeoTIFF / NetCDF files (Folder of frames), or a multi-band "
+                "GeoTIFF / NetCDF file or raster layer.")
+        layer = self.parameterAsRasterLayer(parameters, "RASTER", context)
+        if layer is None or not layer.isValid():
+            raise QgsProcessingException(self.invalidRasterError(parameters, "RASTER"))
+        parts = QgsProviderRegistry.instance().decodeUri(layer.providerType(), layer.source())
+        path, variable = parts.get("path") or "", parts.get("layerName") or None
+        netcdf = re.fullmatch(r'NETCDF:"?(.+?)"?:([^:"]+)', path)  # one variable of a NetCDF file
+        if netcdf:
+            path, variable = netcdf.groups()
+        if layer.providerType() == "gdal" and path and Path(path).is_file():
+            return Path(path), variable
+        feedback.pushInfo(f"writing the raster layer {layer.name()!r} to a temporary GeoTIFF ...")
+        target = folder / "stack.tif"
+        writer = QgsRasterFileWriter(str(target))
+        writer.setOutputFormat("GTiff")
+        pipe = QgsRasterPipe()
+        if not pipe.set(layer.dataProvider().clone()):
+            raise QgsProcessingException(f"The raster layer {layer.name()!r} cannot be read.")
+        code = writer.writeRaster(pipe, layer.width(), layer.height(), layer.extent(), layer.crs(),
+                                  context.transformContext())
+        if code != QgsRasterFileWriter.NoError:
+            raise QgsProcessingException(f"The raster layer {layer.name()!r} could not be written to {target} ({code}).")
+        return target, None
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -427,6 +596,30 @@ def _source_to_csv(source, path: Path, feedback=None) -> Path:
     if feedback is not None:
         feedback.pushInfo(f"  {rows} rows written to {path.name}")
     return path
+
+
+def _copy_raster(source: Path, dest: Path) -> None:
+    """forecast.tif to the OUTPUT destination, whole or not at all: a GeoTIFF is copied, any
+    other format converted by GDAL (its driver from the file extension)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if source.resolve() == dest.resolve():
+        return
+    partial = dest.with_name(f".{dest.name}.partial")
+    try:
+        if dest.suffix.lower() in (".tif", ".tiff"):
+            shutil.copyfile(source, partial)
+        else:
+            from osgeo import gdal
+
+            driver = QgsRasterFileWriter.driverForExtension(dest.suffix.lstrip("."))
+            if not driver:
+                raise QgsProcessingException(f"No raster format writes {dest.suffix!r} files; save the forecast as .tif.")
+            if gdal.Translate(str(partial), str(source), format=driver) is None:
+                raise QgsProcessingException(f"GDAL could not write {dest} as {driver}: {gdal.GetLastErrorMsg()}")
+        os.replace(partial, dest)
+    finally:
+        if partial.exists():
+            partial.unlink()
 
 
 def _csv_value(value: Any) -> str:

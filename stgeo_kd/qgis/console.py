@@ -1,6 +1,6 @@
 """One-call helpers for the QGIS Python console (and standalone PyQGIS scripts).
 
-Both run the provider's algorithms through :meth:`QgsProcessingAlgorithm.run`, so they do
+All three run the provider's algorithms through :meth:`QgsProcessingAlgorithm.run`, so they do
 exactly what the toolbox does, and need QGIS's application to be running (as it is in the
 console) but not the Processing plugin.
 """
@@ -22,10 +22,11 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProject,
+    QgsRasterLayer,
     QgsVectorLayer,
 )
 
-from stgeo_kd.qgis.algorithms import STUDENTS, TEACHERS
+from stgeo_kd.qgis.algorithms import RASTER_SIZES, STUDENTS, TEACHERS
 from stgeo_kd.qgis.provider import PROVIDER_ID, register_provider
 
 _TABLE_SUFFIXES = {".csv", ".txt", ".tsv", ".gz", ".parquet", ".pq"}
@@ -246,3 +247,121 @@ def forecast_layers(
     if add_to_project:
         QgsProject.instance().addMapLayer(layer)
     return layer
+
+
+@dataclass
+class RasterRun:
+    """What :func:`forecast_raster_layers` returns.
+
+    Attributes:
+        layer: the forecast raster layer (the input grid and CRS, one band per frame ahead).
+        out_dir: the run folder: forecast.tif, report.json, map.html, student.onnx, the
+            weights and model_meta.json.
+        forecast_path: the file of ``layer`` (``output``, or a temporary GeoTIFF).
+        map_path, report_path, onnx_path: files in ``out_dir`` (None when not written).
+        report: report.json as a dict (metrics against persistence, sizes, speeds, config).
+        results: the algorithm's raw results.
+    """
+
+    layer: QgsRasterLayer
+    out_dir: Path
+    forecast_path: Path
+    map_path: Path | None
+    report_path: Path
+    onnx_path: Path | None
+    report: dict[str, Any] = field(repr=False)
+    results: dict[str, Any] = field(repr=False)
+
+
+def forecast_raster_layers(
+    frames,
+    out_dir: str | Path | None = None,
+    *,
+    pattern: str | None = None,
+    variable: str | Sequence[str] | None = None,
+    history: int = 4,
+    horizons: Sequence[int] | str = (1, 2, 3),
+    teacher_size: str = "medium",
+    student_size: str = "small",
+    epochs: int = 8,
+    seed: int = 0,
+    config: str | Path | None = None,
+    overrides: Sequence[str] | str | None = None,
+    output: str | Path | None = None,
+    add_to_project: bool = False,
+    feedback: QgsProcessingFeedback | None = None,
+    parameters: dict[str, Any] | None = None,
+) -> RasterRun:
+    """Distil a raster nowcaster from a time stack and forecast the next frames, in one call.
+
+    Args:
+        frames: a folder of dated GeoTIFF / NetCDF frames, a multi-band GeoTIFF or NetCDF file,
+            or a ``QgsRasterLayer``.
+        out_dir: the run folder (made if needed; a new temporary folder when None). Its files
+            appear only once the run has finished.
+        pattern: for a folder, a regular expression with a ``(?P<date>...)`` group matched
+            against the file names (None: any date in the name).
+        variable: NetCDF variable(s) (None: the only one, or the layer's).
+        history, horizons: input frames and frames ahead.
+        teacher_size, student_size: ``small``, ``medium`` or ``large``.
+        epochs, seed: training epochs and random seed.
+        config: a YAML config as the base for everything else; overrides: ``key.path=value``
+            strings (as ``stgeo-kd run --set``).
+        output: a file for the forecast raster (``.tif``); None: a temporary GeoTIFF.
+        add_to_project: add the forecast layer to the current project.
+        feedback: a QgsProcessingFeedback (progress, cancel); None prints the messages.
+        parameters: further algorithm parameters by name (e.g. ``{"START": "2024-06-01"}``).
+
+    Returns:
+        :class:`RasterRun`: the raster layer, the run folder, the file paths and the report.
+
+    Raises:
+        QgsProcessingException: bad inputs (the message says what to fix), a cancel, or
+            missing dependencies.
+    """
+    if teacher_size not in RASTER_SIZES or student_size not in RASTER_SIZES:
+        raise QgsProcessingException(f"Choose teacher_size and student_size from {list(RASTER_SIZES)}.")
+    out = Path(out_dir).expanduser() if out_dir is not None else Path(tempfile.mkdtemp(prefix="stgeo_kd_raster_"))
+    params: dict[str, Any] = {
+        "PATTERN": pattern or "",
+        "VARIABLE": variable if isinstance(variable, str) or variable is None else ", ".join(variable),
+        "HISTORY": int(history),
+        "HORIZONS": horizons if isinstance(horizons, str) else ", ".join(str(int(h)) for h in horizons),
+        "TEACHER_SIZE": RASTER_SIZES.index(teacher_size),
+        "STUDENT_SIZE": RASTER_SIZES.index(student_size),
+        "EPOCHS": int(epochs),
+        "SEED": int(seed),
+        "CONFIG": str(config) if config else None,
+        "OVERRIDES": overrides if isinstance(overrides, str) or overrides is None else "\n".join(overrides),
+        "OUTPUT": str(output) if output else QgsProcessing.TEMPORARY_OUTPUT,
+        "OUTPUT_FOLDER": str(out),
+    }
+    if isinstance(frames, QgsMapLayer):
+        params["RASTER"] = frames
+    else:
+        path = Path(str(frames)).expanduser()
+        params["FOLDER" if path.is_dir() else "RASTER"] = str(path)
+    params.update(parameters or {})
+    params = {k: v for k, v in params.items() if v is not None}
+    results, _ = _run("forecast_raster", params, feedback)
+    forecast = Path(results["OUTPUT"])
+    layer = QgsRasterLayer(str(forecast), "stgeo_kd raster forecast", "gdal")
+    if not layer.isValid():
+        raise QgsProcessingException(f"The forecast raster {forecast} could not be opened.")
+    if add_to_project:
+        QgsProject.instance().addMapLayer(layer)
+    report_path = Path(results["REPORT"])
+
+    def _path(key):
+        return Path(results[key]) if results.get(key) else None
+
+    return RasterRun(
+        layer=layer,
+        out_dir=Path(results["OUTPUT_FOLDER"]),
+        forecast_path=forecast,
+        map_path=_path("MAP"),
+        report_path=report_path,
+        onnx_path=_path("ONNX"),
+        report=json.loads(report_path.read_text(encoding="utf-8")),
+        results=dict(results),
+    )

@@ -21,6 +21,7 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 
+from stgeo_kd import errors
 from stgeo_kd.errors import StgeoError
 
 #: models offered in the algorithms' drop-downs (any registered model works through overrides)
@@ -127,23 +128,9 @@ def distill_config(
     and epochs, and ``overrides`` (``key.path=value``, as ``stgeo-kd run --set``) come last.
     Checkpoints for ``--resume`` are off: the algorithm cannot resume.
     """
-    import yaml
-
     from stgeo_kd.config import apply_overrides, config_from_dict
 
-    raw: dict[str, Any] = {}
-    base_dir: str | Path = "."
-    if base_config:
-        path = Path(base_config)
-        if not path.is_file():
-            raise StgeoError(f"Config file {path} does not exist.")
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise StgeoError(f"Config file {path} is not valid YAML: {exc}") from None
-        if not isinstance(raw, dict):
-            raise StgeoError(f"Config file {path} must hold a mapping (keys such as task:, teacher:).")
-        base_dir = path.resolve().parent
+    raw, base_dir = _base_config(base_config)
     data = dict(raw.get("data") or {})
     adjacency = dict(data.get("adjacency") or {})
     data.update(
@@ -198,6 +185,106 @@ def _model_section(section: Any, name: str) -> dict[str, Any]:
     return {"name": name, "params": dict(MODEL_PRESETS.get(name, {}))}
 
 
+# ---------------------------------------------------------------------------------------------
+# raster stacks: "Forecast a raster stack"
+
+#: model sizes offered by the raster algorithm (``medium``: examples/sample_rain.yaml)
+RASTER_TEACHER_SIZES: dict[str, dict[str, Any]] = {
+    "small": {"hidden": 12, "spatial_layers": 2, "fusion_layers": 1},
+    "medium": {"hidden": 24, "spatial_layers": 3, "fusion_layers": 2},
+    "large": {"hidden": 48, "spatial_layers": 4, "fusion_layers": 2},
+}
+RASTER_STUDENT_SIZES: dict[str, dict[str, Any]] = {
+    "small": {"width": 8, "blocks": 3},
+    "medium": {"width": 12, "blocks": 4},
+    "large": {"width": 24, "blocks": 5},
+}
+
+
+def raster_config(
+    *,
+    path: str | Path,
+    pattern: str | None = None,
+    variable: str | Sequence[str] | None = None,
+    time_format: str | None = None,
+    band_as: str = "time",
+    start: str | None = None,
+    freq: str | None = None,
+    name: str | None = None,
+    history: int = 4,
+    horizons: Sequence[int] | str = (1, 2, 3),
+    teacher_size: str = "medium",
+    student_size: str = "small",
+    epochs: int = 8,
+    seed: int = 0,
+    base_config: str | Path | None = None,
+    overrides: Sequence[str] | str | None = None,
+):
+    """A validated :class:`~stgeo_kd.config.RunConfig` for the "Forecast a raster stack"
+    algorithm: ``data.kind: raster_stack`` on ``path`` (a folder of frames, a multi-band
+    GeoTIFF or a NetCDF file), an ST-CNN teacher and a depthwise-separable CNN student of the
+    chosen sizes (:data:`RASTER_TEACHER_SIZES`, :data:`RASTER_STUDENT_SIZES`).
+
+    ``base_config`` (a YAML file) gives every other setting (patches, learning rates,
+    distillation terms ...); the arguments here replace its data path and reading options,
+    history/horizons, model sizes and epochs, and ``overrides`` come last. Outputs: the
+    forecast GeoTIFF, map, ONNX student and weights; no resume checkpoints.
+    """
+    from stgeo_kd.config import apply_overrides, config_from_dict
+
+    for label, size, sizes in (("teacher", teacher_size, RASTER_TEACHER_SIZES), ("student", student_size, RASTER_STUDENT_SIZES)):
+        if size not in sizes:
+            raise StgeoError(f"The {label} size {size!r} is unknown; choose one of {', '.join(sizes)}.")
+    raw, base_dir = _base_config(base_config)
+    data = dict(raw.get("data") or {})
+    if isinstance(variable, str):
+        names = [v.strip() for v in variable.split(",") if v.strip()]
+        variable = names[0] if len(names) == 1 else (names or None)
+    data.update(kind="raster_stack", path=str(path), pattern=pattern or None, time_format=time_format or None,
+                band_as=band_as)
+    for key, value in (("variable", variable), ("start", start), ("freq", freq), ("name", name)):
+        if value:
+            data[key] = value
+    task = dict(raw.get("task") or {})
+    task.update(kind="forecast", history=int(history), horizons=parse_horizons(horizons))
+    if "patches" not in task:  # the sample's patches: fewer, smaller ones than the defaults (CPU)
+        task["patches"] = {"size": 40, "count": 256, "margin": 4, "eval_size": 64}
+    train = dict(raw.get("train") or {})
+    train.setdefault("batch_size", 16)
+    train.setdefault("lr", 0.003)
+    train.update(epochs=int(epochs), seed=int(seed), progress=False, checkpoints=False)
+    raw = dict(raw)
+    raw.update(data=data, task=task, train=train)
+    teacher = raw.get("teacher") if isinstance(raw.get("teacher"), dict) else {}
+    student = raw.get("student") if isinstance(raw.get("student"), dict) else {}
+    raw["teacher"] = {**teacher, "name": "st_cnn", "params": dict(RASTER_TEACHER_SIZES[teacher_size])}
+    raw["student"] = {**student, "name": "ds_cnn", "params": dict(RASTER_STUDENT_SIZES[student_size])}
+    raw.pop("teachers", None)
+    outputs = dict(raw.get("outputs") or {})
+    outputs.update(geotiff=True, map=True, onnx=True, checkpoints=True)
+    raw["outputs"] = outputs
+    raw = apply_overrides(raw, parse_overrides(overrides))
+    return config_from_dict(raw, base_dir=base_dir)
+
+
+def _base_config(base_config: str | Path | None) -> tuple[dict[str, Any], str | Path]:
+    """A base YAML config as a dict, and the folder its relative paths are relative to."""
+    import yaml
+
+    if not base_config:
+        return {}, "."
+    path = Path(base_config)
+    if not path.is_file():
+        raise StgeoError(f"Config file {path} does not exist.")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise StgeoError(f"Config file {path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise StgeoError(f"Config file {path} must hold a mapping (keys such as task:, teacher:).")
+    return raw, path.resolve().parent
+
+
 class ProgressCallback(pl.Callback):
     """Progress and cancellation for every model a run trains (teachers, student, scratch student).
 
@@ -219,6 +306,16 @@ class ProgressCallback(pl.Callback):
     def check(self) -> None:
         if self.is_canceled():
             raise Cancelled("Cancelled by the user; nothing was written.")
+
+    # raster runs: stgeo_kd.raster.pipeline passes these to the tiled prediction of forecast.tif
+    # (after training), which polls the cancel before every row of tiles
+
+    def raster_progress(self, fraction: float) -> None:
+        a = self.span[1]
+        self.report(a + (0.95 - a) * min(max(fraction, 0.0), 1.0), None)
+
+    def raster_cancel(self) -> bool:
+        return bool(self.is_canceled())
 
     def _fraction(self, within: float) -> float:
         n = max(len(self.stages), 1)
@@ -292,7 +389,7 @@ def run_into(
     created_out = False
     moved: list[Path] = []
     try:
-        report(0.0, f"reading {cfg.data.readings} ...")
+        report(0.0, f"reading {cfg.data.path if cfg.data.kind == 'raster_stack' else cfg.data.readings} ...")
         callback = ProgressCallback(stage_names(cfg), report, is_canceled)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -310,7 +407,7 @@ def run_into(
         result.artifacts.update({key: out / Path(path).name for key, path in result.artifacts.items()})
         report(1.0, None)
         return result
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
         for path in moved:  # a failed move: take back the ones already made
             path.unlink(missing_ok=True)
@@ -318,6 +415,8 @@ def run_into(
             out.rmdir()
         for folder in reversed(made):
             _rmdir_if_empty(folder)
+        if isinstance(exc, errors.Cancelled):  # the tiled prediction of a raster run saw the cancel
+            raise Cancelled("Cancelled by the user; nothing was written.") from None
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)

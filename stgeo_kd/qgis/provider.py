@@ -5,13 +5,17 @@ from __future__ import annotations
 from qgis.core import QgsApplication, QgsProcessingProvider
 
 from stgeo_kd import __version__
-from stgeo_kd.qgis.algorithms import DistillTrafficAlgorithm, ForecastStudentAlgorithm
+from stgeo_kd.qgis.algorithms import (
+    DistillTrafficAlgorithm,
+    ForecastRasterAlgorithm,
+    ForecastStudentAlgorithm,
+)
 
 PROVIDER_ID = "stgeo_kd"
 
 
 class StgeoKdProvider(QgsProcessingProvider):
-    """Algorithms ``stgeo_kd:distill_traffic`` and ``stgeo_kd:forecast_student``."""
+    """Algorithms ``stgeo_kd:distill_traffic``, ``stgeo_kd:forecast_student`` and ``stgeo_kd:forecast_raster``."""
 
     def id(self) -> str:
         return PROVIDER_ID
@@ -31,6 +35,7 @@ class StgeoKdProvider(QgsProcessingProvider):
     def loadAlgorithms(self) -> None:
         self.addAlgorithm(DistillTrafficAlgorithm())
         self.addAlgorithm(ForecastStudentAlgorithm())
+        self.addAlgorithm(ForecastRasterAlgorithm())
 
 
 #: the registered provider: Python must keep a reference, or its algorithms vanish with it

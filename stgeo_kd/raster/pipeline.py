@@ -30,7 +30,16 @@ COST_TILE = 256
 def run_raster(cfg, out: Path | None, *, resume: bool = False, callbacks=None, t_start: float | None = None):
     """Run the raster pipeline for a validated config; returns a :class:`RunResult`."""
     from stgeo_kd.ingest.rasters import check_frames, load_raster_stack
-    from stgeo_kd.pipeline import RunResult, _comparison, _distill_report, _jsonable, _log, _Stages, _teacher_roles, _versions
+    from stgeo_kd.pipeline import (
+        RunResult,
+        _comparison,
+        _distill_report,
+        _jsonable,
+        _log,
+        _Stages,
+        _teacher_roles,
+        _versions,
+    )
     from stgeo_kd.raster.tiling import receptive_radius
 
     t_start = time.perf_counter() if t_start is None else t_start
@@ -195,7 +204,12 @@ def _write_outputs(cfg, out: Path, result, preds, truth, last, callbacks) -> Non
     stack, o = data.stack, cfg.outputs
     student = result.models["student"]
     if o.geotiff:
-        arts["geotiff"] = write_forecast_geotiff(student, data, out / "forecast.tif")
+        # a callback may follow the tiled prediction too: optional raster_progress(fraction), raster_cancel()
+        callbacks = list(callbacks or ())
+        arts["geotiff"] = write_forecast_geotiff(
+            student, data, out / "forecast.tif",
+            progress=next((c.raster_progress for c in callbacks if hasattr(c, "raster_progress")), None),
+            cancel=next((c.raster_cancel for c in callbacks if hasattr(c, "raster_cancel")), None))
         report["forecast"] = {"from_frames": [str(t) for t in stack.times[-data.history:]],
                               "times": [str(t) for t in data.forecast_times(stack.num_steps - data.history)]}
     if o.map:

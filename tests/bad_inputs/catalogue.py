@@ -986,7 +986,7 @@ def _(ws):
       ["rain_20240601_1410.tif", "another grid", "EPSG:3035", "data.reproject"])
 def _(ws):
     folder = ws.frames()
-    last = sorted(folder.glob("*.tif"))[-1]
+    last = max(folder.glob("*.tif"))
     import rasterio
     from rasterio.transform import from_origin
 
@@ -1012,7 +1012,7 @@ def _(ws):
 @case("raster-date-does-not-parse", "rasters", "a file name whose date group is not a date", ["rain_20241345_1200.tif", "20241345_1200", "does not parse", "data.time_format"])
 def _(ws):
     folder = ws.frames()
-    first = sorted(folder.glob("*.tif"))[0]
+    first = min(folder.glob("*.tif"))
     first.rename(folder / "rain_20241345_1200.tif")
     return ws.raster_run()
 
@@ -1168,7 +1168,7 @@ def _(ws):
     from rasterio.transform import from_origin
 
     folder = ws.frames()
-    last = sorted(folder.glob("*.tif"))[-1]
+    last = max(folder.glob("*.tif"))
     with rasterio.open(last) as src:
         data = src.read(1)
     last.unlink()

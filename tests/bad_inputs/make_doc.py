@@ -87,7 +87,13 @@ def _run_warning(case) -> tuple[str, bool]:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                load_sensor_graph(load_config(run.config, list(run.sets)))
+                cfg = load_config(run.config, list(run.sets))
+                if case.area == "rasters":
+                    from stgeo_kd.ingest.rasters import check_frames, load_raster_stack
+
+                    check_frames(load_raster_stack(cfg))
+                else:
+                    load_sensor_graph(cfg)
             except Exception:  # noqa: BLE001
                 return _clean(traceback.format_exc().splitlines()[-1], ws.root), False
         messages = [_clean(str(w.message), ws.root) for w in caught]

@@ -30,16 +30,22 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from qgis.core import (
     QgsApplication,
+    QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsFeature,
+    QgsProcessing,
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProject,
+    QgsRasterLayer,
+    QgsRectangle,
     QgsVectorLayer,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "sample_data" / "sample_city"
+RAIN = ROOT / "sample_data" / "sample_rain"
+RAIN_PATTERN = r"rain_(?P<date>\d{8}_\d{4})\.tif$"
 QGIS_PROCESS = os.environ.get("QGIS_PROCESS", "/usr/bin/qgis_process.bin")
 FAST = [
     "train.batches_per_epoch=4",
@@ -172,8 +178,9 @@ def test_forecast_algorithm_uses_the_run_folder(distilled, tmp_path):
     assert feature["forecast_origin"] == "2024-03-24T22:55" and feature["time_h12"] == "2024-03-24T23:55"
 
 
-def test_qgis_process_runs_the_plugin_headless(qgis_app, tmp_path):
-    """The plugin zip from `make qgis-plugin`, enabled and run by qgis_process (no GUI, no iface)."""
+def qgis_process_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a qgis_process with the plugin zip from `make qgis-plugin` installed
+    and enabled in a fresh profile under ``tmp_path``."""
     zip_path = tmp_path / "stgeo_kd_plugin.zip"
     subprocess.run([sys.executable, str(ROOT / "qgis_plugin" / "build_zip.py"), "--out", str(zip_path)], check=True)
     plugins = tmp_path / "plugins"
@@ -193,6 +200,12 @@ def test_qgis_process_runs_the_plugin_headless(qgis_app, tmp_path):
     enable = subprocess.run([QGIS_PROCESS, "plugins", "enable", "stgeo_kd_plugin"], env=env, capture_output=True,
                             text=True, timeout=120, check=False)
     assert enable.returncode == 0, enable.stdout + enable.stderr
+    return env
+
+
+def test_qgis_process_runs_the_plugin_headless(qgis_app, tmp_path):
+    """The plugin zip from `make qgis-plugin`, enabled and run by qgis_process (no GUI, no iface)."""
+    env = qgis_process_env(tmp_path)
     out = tmp_path / "out"
     t0 = time.monotonic()
     proc = subprocess.run([
@@ -288,3 +301,160 @@ def test_bad_inputs_say_what_to_fix(qgis_app, tmp_path):
     with pytest.raises(QgsProcessingException, match="model_meta.json"):
         forecast_layers(tmp_path, str(SAMPLE / "speeds.parquet"))
     assert not (tmp_path / "run").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# "Forecast a raster stack" on the bundled synthetic rain stack (48 frames of 96 x 96 px)
+
+#: the smallest models and fewest patches: plumbing, not accuracy
+RASTER_FAST = [
+    "teacher.params.hidden=8",
+    "task.patches.count=16",
+    "task.patches.size=32",
+    "train.latency_repeats=3",
+    "train.num_threads=1",
+]
+
+
+def check_forecast_raster(path: str | Path, bands: int) -> QgsRasterLayer:
+    """A forecast raster on exactly the grid of the input frames."""
+    import rasterio
+
+    # the frame is read with rasterio: a QgsRasterLayer would write statistics (.aux.xml) beside it
+    with rasterio.open(RAIN / "rain_20240601_1200.tif") as frame:
+        crs = QgsCoordinateReferenceSystem.fromWkt(frame.crs.to_wkt())
+        size, bounds = (frame.width, frame.height), frame.bounds
+    layer = QgsRasterLayer(str(path), "forecast", "gdal")
+    assert layer.isValid() and crs.isValid()
+    assert layer.crs() == crs and layer.crs().authid() == "EPSG:32633"
+    assert (layer.width(), layer.height()) == size == (96, 96)
+    extent = QgsRectangle(bounds.left, bounds.bottom, bounds.right, bounds.top)
+    assert layer.extent() == extent, (layer.extent().toString(), extent.toString())
+    assert layer.bandCount() == bands
+    stats = layer.dataProvider().bandStatistics(bands)
+    assert math.isfinite(stats.mean) and stats.maximumValue > 0
+    return layer
+
+
+@pytest.fixture(scope="module")
+def raster_run(qgis_app, tmp_path_factory):
+    """One run of the raster algorithm through processing.run, on the folder of frames."""
+    import processing
+
+    tmp = tmp_path_factory.mktemp("raster_run")
+    progress = []
+    feedback = QgsProcessingFeedback()
+    feedback.progressChanged.connect(progress.append)
+    t0 = time.monotonic()
+    results = processing.run("stgeo_kd:forecast_raster", {
+        "FOLDER": str(RAIN),
+        "PATTERN": RAIN_PATTERN,
+        "HISTORY": 4,
+        "HORIZONS": "1, 3",  # three bands: every frame up to the largest horizon
+        "TEACHER_SIZE": 0,
+        "STUDENT_SIZE": 0,
+        "EPOCHS": 1,
+        "OVERRIDES": "\n".join(RASTER_FAST),
+        "OUTPUT": QgsProcessing.TEMPORARY_OUTPUT,
+        "OUTPUT_FOLDER": str(tmp / "run"),
+    }, feedback=feedback)
+    print(f"processing.run forecast_raster: {time.monotonic() - t0:.1f} s")
+    return results, progress
+
+
+def test_processing_run_forecasts_the_rain_stack(raster_run):
+    results, progress = raster_run
+    check_forecast_raster(results["OUTPUT"], bands=3)
+    text = Path(results["MAP"]).read_text(encoding="utf-8")
+    assert "leaflet" in text.lower() and "student" in text
+    report = json.loads(Path(results["REPORT"]).read_text())
+    assert report["dataset"]["frames"] == 48 and report["task"]["horizons"] == [1, 3]
+    assert report["models"]["student"]["params"] < report["models"]["teacher"]["params"]
+    assert Path(results["ONNX"]).stat().st_size > 1000
+    names = {p.name for p in Path(results["OUTPUT_FOLDER"]).iterdir()}
+    assert {"forecast.tif", "map.html", "report.json", "student.onnx", "model_meta.json"} <= names
+    assert progress and max(progress) == 100 and progress == sorted(progress)
+
+
+def rain_netcdf(path: Path) -> Path:
+    """The sample frames as one NetCDF cube (time, y, x) with its CRS as a CF grid mapping."""
+    import rioxarray  # noqa: F401
+    import xarray as xr
+
+    from stgeo_kd.ingest.rasters import open_raster_stack
+
+    stack = open_raster_stack(RAIN, pattern=RAIN_PATTERN)
+    da = stack.data.isel(band=0).load()
+    ds = xr.Dataset({"rain": (("time", "y", "x"), da.values, {"units": "mm/h"})},
+                    coords={"time": da["time"].values, "y": da["y"].values, "x": da["x"].values})
+    ds.rio.write_crs(stack.crs).to_netcdf(path)
+    return path
+
+
+def test_qgis_process_forecasts_a_netcdf_cube(qgis_app, tmp_path):
+    """qgis_process (system GDAL/netCDF/HDF5 loaded globally) reads a NetCDF file through the
+    RASTER parameter: netCDF4 and rasterio must use the system libraries there."""
+    env = qgis_process_env(tmp_path)
+    cube = rain_netcdf(tmp_path / "rain.nc")
+    out = tmp_path / "out"
+    t0 = time.monotonic()
+    proc = subprocess.run([
+        QGIS_PROCESS, "--json", "run", "stgeo_kd:forecast_raster", "--",
+        f"RASTER={cube}", "HISTORY=4", "HORIZONS=2", "TEACHER_SIZE=0", "STUDENT_SIZE=0", "EPOCHS=1",
+        "OVERRIDES=" + ";".join(RASTER_FAST),
+        f"OUTPUT={out}/forecast.tif",
+        f"OUTPUT_FOLDER={out}/run",
+    ], env=env, capture_output=True, text=True, timeout=300, check=False)
+    print(f"qgis_process run forecast_raster: {time.monotonic() - t0:.1f} s")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    doc = json.loads(proc.stdout)
+    assert doc["algorithm_details"]["id"] == "stgeo_kd:forecast_raster"
+    results = doc["results"]
+    check_forecast_raster(results["OUTPUT"], bands=2)
+    assert "leaflet" in Path(results["MAP"]).read_text(encoding="utf-8").lower()
+    report = json.loads(Path(results["REPORT"]).read_text())
+    assert report["dataset"]["frames"] == 48 and report["dataset"]["bands"] == ["rain"]
+    assert any("training student (distilled)" in line for line in doc["log"]["info"])
+
+
+def test_cancel_raster_run_leaves_nothing(qgis_app, tmp_path):
+    from stgeo_kd.qgis import forecast_raster_layers
+
+    feedback = CancelAt(5.0, delay=1.0)  # 1 s into the teacher's training
+    with pytest.raises(QgsProcessingException, match="Cancelled"):
+        forecast_raster_layers(
+            RAIN, tmp_path / "run", pattern=RAIN_PATTERN, teacher_size="small", student_size="small", epochs=500,
+            overrides=[*RASTER_FAST, "task.patches.count=64", "train.patience=1000"],
+            output=tmp_path / "forecast.tif", feedback=feedback,
+        )
+    feedback.timer.join()
+    assert feedback.cancelled_at is not None, "training ended before the cancel"
+    waited = time.monotonic() - feedback.cancelled_at
+    print(f"raster run returned {waited:.2f} s after the cancel")
+    assert waited < 5.0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "a cancelled run must leave no output"
+
+
+def test_console_raster_helper_adds_the_layer(qgis_app, tmp_path):
+    """forecast_raster_layers on a multi-band GeoTIFF layer (bands are time steps) of the frames."""
+    import rasterio
+
+    from stgeo_kd.qgis import forecast_raster_layers
+
+    frames = sorted(RAIN.glob("rain_*.tif"))[:36]
+    with rasterio.open(frames[0]) as first:
+        profile = first.profile | {"count": len(frames)}
+    stacked = tmp_path / "stack.tif"
+    with rasterio.open(stacked, "w", **profile) as dst:
+        for i, frame in enumerate(frames, start=1):
+            with rasterio.open(frame) as src:
+                dst.write(src.read(1), i)
+            dst.set_band_description(i, frame.stem.split("_", 1)[1])  # 20240601_1200: its date
+    run = forecast_raster_layers(
+        QgsRasterLayer(str(stacked), "stack", "gdal"), tmp_path / "run", horizons=[1, 2], teacher_size="small",
+        student_size="small", epochs=1, overrides=RASTER_FAST, add_to_project=True,
+    )
+    check_forecast_raster(run.forecast_path, bands=2)
+    assert QgsProject.instance().mapLayer(run.layer.id()) is run.layer
+    assert run.report["dataset"]["frames"] == 36 and run.map_path.is_file() and run.onnx_path.is_file()
+    assert run.report["forecast"]["times"][0] == "2024-06-01 18:00:00"
