@@ -250,6 +250,49 @@ def test_models_classify_chips_and_whole_scenes_alike(name):
     torch.testing.assert_close(one[0, :, 0, 0], out[0, :, 4, 6], rtol=1e-4, atol=1e-5)
 
 
+def test_teacher_ensemble_averages_member_probabilities():
+    from stgeo_kd.landcover.models import TeacherEnsemble
+
+    c, k = 12, 3
+    torch.manual_seed(0)
+    chip = build_patch_model("resnet_chip", {"width": 8, "blocks": 1, "bottleneck": 4}, c, k, 2, "teacher").eval()
+    pixel = build_patch_model("temporal_cnn", {"width": 8, "layers": 2}, c, k, 2, "teacher").eval()
+    ens = TeacherEnsemble([chip, pixel], weights=[3.0, 1.0]).eval()
+    assert ens.radius == 1 and ens.input_kind == "chip"
+    scene = torch.randn(1, c, 9 + 2, 7 + 2)
+    with torch.no_grad():
+        out = ens(scene)
+        want = 0.75 * torch.softmax(chip(scene), 1) + 0.25 * torch.softmax(pixel(scene[:, :, 1:-1, 1:-1]), 1)
+        torch.testing.assert_close(out.exp(), want, rtol=1e-5, atol=1e-6)  # each member reads its own footprint
+        one = ens(scene[:, :, 2:5, 3:6])  # the chip of pixel (2, 3)
+    torch.testing.assert_close(one[0, :, 0, 0], out[0, :, 2, 3], rtol=1e-4, atol=1e-5)
+    with pytest.raises(StgeoError, match="one positive number per teacher"):
+        TeacherEnsemble([chip, pixel], weights=[1.0])
+
+
+def test_run_with_an_ensemble_of_teachers(tmp_path):
+    from stgeo_kd.landcover.models import TeacherEnsemble
+    from stgeo_kd.landcover.pipeline import run_patches
+
+    raw = scene_config(tmp_path)
+    raw["teacher"] = [raw["teacher"], raw["teacher"], {"name": "temporal_cnn", "params": {"width": 8, "layers": 2}}]
+    raw["distill"] = {"combine": "mean", "combine_on": "losses"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = run_patches(config_from_dict(raw))
+    teacher = result.models["teacher"]
+    assert isinstance(teacher, TeacherEnsemble) and len(teacher.members) == 3
+    # members of the same architecture start from different seeds (train.seed + i)
+    a, b = (dict(m.named_parameters())["stem.0.weight"] for m in teacher.members[:2])
+    assert not torch.equal(a, b)
+    t = result.report["models"]["teacher"]
+    assert t["name"] == "ensemble(resnet_chip, resnet_chip, temporal_cnn)"
+    assert [e["seed"] for e in t["members"]] == [0, 1, 2]
+    assert t["params"] == sum(e["params"] for e in t["members"])
+    assert all({"metrics", "val_metrics"} <= set(e) for e in t["members"])
+    assert result.report["distill"]["teachers"] == 3 and result.report["distill"]["combine_on"] == "losses"
+
+
 def test_unknown_model_parameter_is_named():
     with pytest.raises(StgeoError, match="no parameter 'depth'.*"):
         build_patch_model("resnet_chip", {"depth": 3}, 4, 2, 1, "teacher")
@@ -290,6 +333,11 @@ def test_config_checks(tmp_path):
         (("distill", "terms"), ["labels", {"name": "hint", "params": {"student_layer": "a", "teacher_layer": "b"}}],
          "cannot be used with data.kind: patches"),
         (("task", "kind"), "regress", "does not apply to data.kind: patches"),
+        (("teacher",), [], "teacher is an empty list"),
+        (("teacher",), [{"name": "resnet_chip"}, {"name": "temporal_cnn", "weight": 0}],
+         "teacher\\[1\\].weight must be a positive number"),
+        (("teacher",), [{"name": "resnet_chip"}, {"name": "gru"}], "teacher\\[1\\].name 'gru' is not a model"),
+        (("distill", "combine"), "median", "distill.combine 'median' is unknown"),
     ]
     for keys, value, match in bad:
         r = json.loads(json.dumps(raw))

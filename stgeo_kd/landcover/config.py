@@ -108,17 +108,19 @@ def validate_patches(cfg: Any) -> None:
         raise StgeoError(f"task.split fractions must be non-negative and sum to 1 (train and test > 0), got "
                          f"train={s.train}, val={s.val}, test={s.test}.")
 
-    if isinstance(cfg.teacher, list) and len(cfg.teacher) != 1:
-        raise StgeoError("data.kind: patches trains one teacher; give teacher as a single model, not a list of "
-                         f"{len(cfg.teacher)}.")
-    teacher = cfg.teachers[0]
-    for where, m, names in (("teacher", teacher, TEACHERS), ("student", cfg.student, STUDENTS)):
+    if isinstance(cfg.teacher, list) and not cfg.teacher:
+        raise StgeoError("teacher is an empty list; give one model, or a list of models for an ensemble of teachers.")
+    several = len(cfg.teachers) > 1
+    checks = [(f"teacher[{i}]" if several else "teacher", m, TEACHERS) for i, m in enumerate(cfg.teachers)]
+    for where, m, names in (*checks, ("student", cfg.student, STUDENTS)):
         if m.name not in names:
             raise StgeoError(f"{where}.name {m.name!r} is not a model for data.kind: patches. "
                              f"{did_you_mean(m.name, list(names))}")
         if m.head != "point":
             raise StgeoError(f"{where}.head must be point for data.kind: patches (it outputs class scores), "
                              f"got {m.head!r}.")
+        if where.startswith("teacher") and not (math.isfinite(m.weight) and m.weight > 0):
+            raise StgeoError(f"{where}.weight must be a positive number, got {m.weight}.")
 
     _validate_distill(cfg)
 
@@ -138,10 +140,14 @@ def validate_patches(cfg: Any) -> None:
 
 def _validate_distill(cfg: Any) -> None:
     """The student's loss terms: the classification terms of the toolbox (docs/distillation.md)."""
-    from stgeo_kd.distill.objective import parse_terms
+    from stgeo_kd.distill.objective import COMBINE, COMBINE_ON, parse_terms
     from stgeo_kd.distill.schedules import Schedule
 
     d = cfg.distill
+    if d.combine not in COMBINE:
+        raise StgeoError(f"distill.combine {d.combine!r} is unknown. {did_you_mean(d.combine, COMBINE)}")
+    if d.combine_on not in COMBINE_ON:
+        raise StgeoError(f"distill.combine_on {d.combine_on!r} is unknown. {did_you_mean(d.combine_on, COMBINE_ON)}")
     if d.online or d.mutual:
         raise StgeoError("distill.online and distill.mutual are not offered for data.kind: patches; the teacher is "
                          "trained first and then frozen.")

@@ -235,6 +235,42 @@ class PixelMLP(_PatchModel):
         return self.head(self.embedding(self.body(x)))
 
 
+class TeacherEnsemble(_PatchModel):
+    """Several trained patch teachers as one: class scores are the log of the weighted mean of
+    the members' class probabilities (an ensemble of models with different seeds or
+    architectures is usually better calibrated and more accurate than any one of them).
+    Footprint: the largest member's; each member reads its own footprint of the chip.
+
+    Args:
+        members: trained patch models with the same classes; weights: one per member (any
+            positive numbers, normalised), equal when None.
+
+    Shapes:
+        x: (B, C, h + 2r, w + 2r) with r the largest member radius -> log-probabilities (B, K, h, w).
+    """
+
+    def __init__(self, members: list[nn.Module], weights: list[float] | None = None):
+        super().__init__()
+        if not members:
+            raise StgeoError("A teacher ensemble needs at least one member.")
+        w = torch.ones(len(members)) if weights is None else torch.as_tensor(weights, dtype=torch.float32)
+        if w.shape != (len(members),) or not bool((w > 0).all()):
+            raise StgeoError(f"Teacher weights must be one positive number per teacher, got {weights!r}.")
+        self.members = nn.ModuleList(members)
+        self.register_buffer("weights", w / w.sum())
+        self.radius = max(m.radius for m in members)
+        self.input_kind = "chip" if any(m.input_kind == "chip" for m in members) else "pixel"
+
+    def member_logits(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Each member's class scores (B, K, h, w) for inputs of the ensemble's footprint."""
+        return [m(_crop(x, self.radius - m.radius)) for m in self.members]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probs = torch.stack([torch.softmax(z, dim=1) for z in self.member_logits(x)])  # (M, B, K, h, w)
+        mean = (self.weights.view(-1, 1, 1, 1, 1) * probs).sum(0)
+        return torch.log(mean.clamp_min(1e-12))
+
+
 TEACHERS: dict[str, type[nn.Module]] = {"resnet_chip": ResNetChip, "temporal_cnn": TemporalCNN}
 STUDENTS: dict[str, type[nn.Module]] = {"mobilenet_chip": MobileNetChip, "shufflenet_chip": ShuffleNetChip,
                                         "mlp": PixelMLP}

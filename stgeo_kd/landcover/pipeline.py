@@ -26,7 +26,7 @@ from stgeo_kd.distill.schedules import Schedule
 from stgeo_kd.errors import StgeoError
 from stgeo_kd.evaluate.cost import count_macs, latency_ms, parameter_count, size_bytes
 from stgeo_kd.evaluate.metrics import classification_scores, confusion_matrix
-from stgeo_kd.landcover.models import build_patch_model
+from stgeo_kd.landcover.models import TeacherEnsemble, build_patch_model
 from stgeo_kd.landcover.patches import PatchSet, load_patches
 from stgeo_kd.landcover.split import PixelSplit, class_weights, pixel_block_split
 from stgeo_kd.landcover.training import (
@@ -120,13 +120,17 @@ def run_patches(cfg: Any, out_dir: str | Path | None = None, resume: bool = Fals
     c, k, b = patches.num_channels, patches.num_classes, len(patches.bands)
 
     # build every model and the objective first, so a bad name or parameter fails before training
-    t_cfg = cfg.teachers[0]
+    t_cfgs = cfg.teachers
+    members = []
+    for i, mcfg in enumerate(t_cfgs):  # teacher i starts from seed train.seed + i (an ensemble of seeds differs)
+        seed_all(tr.seed + i)
+        members.append(build_patch_model(mcfg.name, mcfg.params, c, k, b, "teacher" if len(t_cfgs) == 1 else f"teacher[{i}]"))
     models: dict[str, nn.Module] = {}
-    for role, mcfg in (("teacher", t_cfg), ("student", cfg.student), ("student_scratch", cfg.student)):
+    for role in ("student", "student_scratch"):
         seed_all(tr.seed)  # the distilled and the scratch student start from the same weights
-        models[role] = build_patch_model(mcfg.name, mcfg.params, c, k, b, "teacher" if role == "teacher" else "student")
+        models[role] = build_patch_model(cfg.student.name, cfg.student.params, c, k, b, "student")
     objective = _objective(cfg)
-    radius = max(m.radius for m in models.values())
+    radius = max(m.radius for m in [*members, *models.values()])
     buffer = radius if p.buffer is None else p.buffer
     if buffer < radius:
         raise StgeoError(f"data.patches.buffer is {buffer} px but the models read chips of radius {radius} px: training "
@@ -151,7 +155,22 @@ def run_patches(cfg: Any, out_dir: str | Path | None = None, resume: bool = Fals
               "crop": p.crop, "augment": p.augment, "seed": tr.seed, "max_minutes": tr.max_minutes,
               "progress": tr.progress}
     log("training ...", flush=True)
-    fits = {"teacher": train_patch_model(models["teacher"], data, epochs=tr.epochs, lr=tr.lr, role="teacher", **common)}
+    member_fits = []
+    for i, (m, mcfg) in enumerate(zip(members, t_cfgs)):
+        role = "teacher" if len(members) == 1 else f"teacher {i + 1}/{len(members)} ({mcfg.name})"
+        member_fits.append(train_patch_model(m, data, epochs=tr.epochs, lr=tr.lr, role=role,
+                                             **(common | {"seed": tr.seed + i})))
+    if len(members) == 1:
+        models = {"teacher": members[0], **models}
+        fits = {"teacher": member_fits[0]}
+    else:
+        weights_t = [m.weight for m in t_cfgs] if cfg.distill.combine == "weighted" else None
+        models = {"teacher": TeacherEnsemble(members, weights_t).eval(), **models}
+        fits = {"teacher": {"train_seconds": sum(f["train_seconds"] for f in member_fits),
+                            "epochs": [f["epochs"] for f in member_fits],
+                            "best_epoch": [f["best_epoch"] for f in member_fits],
+                            "steps_per_epoch": member_fits[0]["steps_per_epoch"],
+                            "history": [f["history"] for f in member_fits]}}
     fits["student"] = train_patch_model(models["student"], data, epochs=s_epochs, lr=s_lr, objective=objective,
                                         teacher=models["teacher"], role="student (distilled)", **common)
     fits["student_scratch"] = train_patch_model(models["student_scratch"], data, epochs=s_epochs, lr=s_lr,
@@ -165,27 +184,39 @@ def run_patches(cfg: Any, out_dir: str | Path | None = None, resume: bool = Fals
     preds["majority_class"] = np.full(patches.labels.shape, majority, dtype=np.int64)
     preds = {role: np.where(patches.valid, p, -1) for role, p in preds.items()}
 
-    def metrics(role: str) -> dict[str, Any]:
+    def metrics(role: str, pred: np.ndarray | None = None) -> dict[str, Any]:
+        pred = preds[role] if pred is None else pred
         entry = {}
         for key, name in (("metrics", "test"), ("val_metrics", "val")):
             mask = split.mask(name) & patches.valid
             if mask.any():
-                entry[key] = class_metrics(preds[role][mask], patches.labels[mask], patches.names, patches.codes)
+                entry[key] = class_metrics(pred[mask], patches.labels[mask], patches.names, patches.codes)
         return entry
 
     model_reports: dict[str, Any] = {}
     for role, m in models.items():
-        mcfg = t_cfg if role == "teacher" else cfg.student
-        entry = {"name": mcfg.name, "params_config": mcfg.params, "head": mcfg.head, "input": m.input_kind,
-                 "footprint_px": m.footprint()}
+        if role == "teacher" and len(t_cfgs) > 1:
+            entry = {"name": teacher_name(cfg), "params_config": [t.params for t in t_cfgs], "head": "point"}
+        else:
+            mcfg = t_cfgs[0] if role == "teacher" else cfg.student
+            entry = {"name": mcfg.name, "params_config": mcfg.params, "head": mcfg.head}
+        entry |= {"input": m.input_kind, "footprint_px": m.footprint()}
         entry |= _cost(m, data, tr.latency_repeats)
         entry |= {key: fits[role][key] for key in ("train_seconds", "epochs", "best_epoch", "steps_per_epoch")}
         entry["training_curve"] = fits[role]["history"]
         entry |= metrics(role)
+        if role == "teacher" and len(members) > 1:
+            entry["members"] = []
+            for i, (mm, mcfg, f) in enumerate(zip(members, t_cfgs, member_fits)):
+                pm = np.where(patches.valid, predict_scene(mm, data).argmax(0).numpy().astype(np.int64), -1)
+                entry["members"].append({"name": mcfg.name, "params_config": mcfg.params, "seed": tr.seed + i,
+                                         "params": parameter_count(mm), "footprint_px": mm.footprint(),
+                                         "train_seconds": f["train_seconds"], "best_epoch": f["best_epoch"],
+                                         **metrics("teacher", pm)})
         model_reports[role] = entry
     model_reports["baselines"] = {"majority_class": {"class": patches.names[majority], **metrics("majority_class")}}
 
-    log("saliency (Grad-CAM at the input) ...", flush=True)
+    log("saliency (Grad-CAM-style, at the input) ...", flush=True)
     from stgeo_kd.landcover.saliency import input_gradcam
 
     saliency = {role: input_gradcam(models[role], data) for role in ("teacher", "student")}
@@ -252,7 +283,19 @@ def _objective(cfg: Any) -> Objective:
     d = cfg.distill
     specs = parse_terms(d.terms, "classify", d.loss, d.teacher_fills_missing)
     return Objective(specs, alpha=Schedule.parse(d.alpha, "distill.alpha"),
-                     temperature=Schedule.parse(d.temperature, "distill.temperature"))
+                     temperature=Schedule.parse(d.temperature, "distill.temperature"),
+                     combine=d.combine, combine_on=d.combine_on, teacher_weights=[t.weight for t in cfg.teachers])
+
+
+def teacher_name(cfg: Any) -> str:
+    """``resnet_chip``, or for several teachers ``ensemble(resnet_chip x 3)`` /
+    ``ensemble(resnet_chip, temporal_cnn)``."""
+    names = [t.name for t in cfg.teachers]
+    if len(names) == 1:
+        return names[0]
+    if len(set(names)) == 1:
+        return f"ensemble({names[0]} x {len(names)})"
+    return f"ensemble({', '.join(names)})"
 
 
 def _cost(model: nn.Module, data: PatchData, repeats: int) -> dict[str, Any]:
@@ -298,7 +341,9 @@ def _distill_report(cfg: Any, objective: Objective) -> dict[str, Any]:
         ],
         "alpha": objective.alpha.__dict__,
         "temperature": objective.temperature.__dict__,
-        "teachers": 1,
+        "teachers": len(cfg.teachers),
+        "combine": cfg.distill.combine if len(cfg.teachers) > 1 else None,
+        "combine_on": cfg.distill.combine_on if len(cfg.teachers) > 1 else None,
         "student_sees": "training blocks only: class-weighted labels of the training pixels, and the teacher's "
                         "soft targets on every training-block pixel with input outside the buffer (labelled or not)",
     }
@@ -438,7 +483,7 @@ def _write_outputs(cfg: Any, out: Path, result: PatchesRunResult) -> None:
         arts["geotiff"] = write_class_geotiff(result.predictions["student"], pt, out / "class_map_student.tif",
                                               f"class code predicted by the student ({cfg.student.name})")
         arts["geotiff_teacher"] = write_class_geotiff(result.predictions["teacher"], pt, out / "class_map_teacher.tif",
-                                                      f"class code predicted by the teacher ({cfg.teachers[0].name})")
+                                                      f"class code predicted by the teacher ({teacher_name(cfg)})")
         for role, maps in result.saliency.items():
             arts[f"saliency_{role}"] = write_saliency_geotiff(maps, pt, out / f"saliency_{role}.tif")
     if o.gpkg:
@@ -451,7 +496,7 @@ def _write_outputs(cfg: Any, out: Path, result: PatchesRunResult) -> None:
         from stgeo_kd.landcover.maps import class_map
 
         layers = [(f"Student ({cfg.student.name}): predicted classes", result.predictions["student"]),
-                  (f"Teacher ({cfg.teachers[0].name}): predicted classes", result.predictions["teacher"]),
+                  (f"Teacher ({teacher_name(cfg)}): predicted classes", result.predictions["teacher"]),
                   ("Labels (rasterised polygons)", pt.labels)]
         m = class_map(layers, pt.names, pt.colors, pt.crs, pt.transform, split=result.split.labels,
                       title=f"stgeo_kd: {pt.name} land cover")
@@ -487,7 +532,8 @@ def _write_outputs(cfg: Any, out: Path, result: PatchesRunResult) -> None:
             "gap_filling": "linear in time per pixel, nearest observation at the ends (see docs/landcover.md)",
             "crs": str(pt.crs),
             "transform": list(pt.transform)[:6],
-            "teacher": {"name": cfg.teachers[0].name, "params": cfg.teachers[0].params,
+            "teacher": {"name": teacher_name(cfg), "params": [t.params for t in cfg.teachers] if len(cfg.teachers) > 1
+                        else cfg.teachers[0].params,
                         "footprint_px": result.models["teacher"].footprint()},
             "student": {"name": cfg.student.name, "params": cfg.student.params,
                         "footprint_px": result.models["student"].footprint()},

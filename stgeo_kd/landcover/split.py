@@ -9,8 +9,9 @@ splits get about ``fractions`` of every class. Every block lies wholly in one sp
 training pixel within ``buffer`` pixels (Chebyshev distance, the square footprint of a chip of
 radius ``buffer``) of a validation or test pixel is taken out of training (split ``buffer``):
 no loss uses its label and no training chip of that radius covers a held-out pixel. Validation
-and test pixels are not trimmed. Unlabelled pixels carry their block's split in ``region``
-(the student's soft targets are taken on training-block pixels only).
+and test pixels are not trimmed. Unlabelled pixels carry their block's split in ``region``;
+``near_held_out`` marks every pixel within the buffer (the student's soft targets are taken on
+training-block pixels outside it only).
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from torch import nn
 from stgeo_kd.distill.objective import Objective, labels_only
 from stgeo_kd.errors import StgeoError
 from stgeo_kd.evaluate.metrics import classification_scores
+from stgeo_kd.landcover.models import TeacherEnsemble
 from stgeo_kd.landcover.patches import PatchSet
 from stgeo_kd.landcover.split import PixelSplit
 
@@ -162,7 +163,8 @@ def train_patch_model(
 
     Without ``objective`` the model learns its labels (class-weighted cross-entropy). With
     ``teacher`` (trained and frozen) and an objective, it also learns the teacher's class
-    scores on the training-block pixels. The best epoch's weights are loaded back into ``model``.
+    scores on the training-block pixels; a :class:`~stgeo_kd.landcover.models.TeacherEnsemble`
+    hands every member's scores to the objective, which merges them (``distill.combine``). The best epoch's weights are loaded back into ``model``.
 
     Returns:
         ``train_seconds``, ``epochs`` (run), ``best_epoch``, ``best_val`` (validation macro-F1,
@@ -216,8 +218,10 @@ def train_patch_model(
             teachers = None
             if teacher is not None:
                 with torch.no_grad():
-                    t_logits = teacher(_inner(tile, r_max, teacher.radius).unsqueeze(0))[0]
-                teachers = [{"logits": t_logits.permute(1, 2, 0).reshape(-1, k)[pos].view(1, 1, -1, k)}]
+                    t_in = _inner(tile, r_max, teacher.radius).unsqueeze(0)
+                    # an ensemble hands each member's scores to the objective (distill.combine merges them)
+                    outs = teacher.member_logits(t_in) if isinstance(teacher, TeacherEnsemble) else [teacher(t_in)]
+                teachers = [{"logits": t[0].permute(1, 2, 0).reshape(-1, k)[pos].view(1, 1, -1, k)} for t in outs]
             value, parts = objective({"logits": logits.view(1, 1, -1, k)}, y[pos].view(1, 1, -1),
                                      w[pos].view(1, 1, -1), epoch, epochs, teachers=teachers)
             opt.zero_grad()
