@@ -41,7 +41,7 @@ def main() -> None:
         steps_per_day=data.steps_per_day, adjacency=graph.adjacency(),
     )
     r = fit(model, data, cfg.train, epochs=cfg.train.epochs, lr=cfg.train.lr, role=name)
-    best = r["best_val_mae_scaled"]
+    best = r["best_val"]
     print(json.dumps(params), "best val MAE (scaled)", best, "(mph)", best * data.scaler.std,
           "epochs", r["epochs"], "seconds", round(r["train_seconds"]))
     print([(h["epoch"], h.get("val_mae"), h["seconds"]) for h in r["history"]])
