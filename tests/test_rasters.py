@@ -126,6 +126,30 @@ def test_frames_on_another_grid_are_refused_or_reprojected(tmp_path):
     assert np.isnan(moved[:, 0]).all()  # west of the shifted frame: no data
 
 
+def test_frames_are_reprojected_to_the_grid_of_a_given_raster(tmp_path, frames):
+    ref = tmp_path / "grid.tif"
+    with rasterio.open(ref, "w", driver="GTiff", height=20, width=20, count=1, dtype="float32", crs="EPSG:32633",
+                       transform=from_origin(502_000, 5_298_000, 1200, 1200)) as dst:
+        dst.write(np.zeros((20, 20), "float32"), 1)
+    with pytest.warns(UserWarning, match="reprojected"):
+        stack = open_raster_stack(frames, pattern=PATTERN, reproject=str(ref))
+    assert (stack.height, stack.width) == (20, 20) and stack.transform == from_origin(502_000, 5_298_000, 1200, 1200)
+    assert np.isfinite(stack.data.values[0, 0, :5, :5]).all()
+
+
+def test_zarr_without_the_zarr_package_gets_a_clear_message(tmp_path):
+    pytest.importorskip("xarray")
+    try:
+        import zarr  # noqa: F401
+
+        pytest.skip("zarr is installed")
+    except ImportError:
+        pass
+    (tmp_path / "cube.zarr").mkdir()
+    with pytest.raises(StgeoError, match="pip install zarr"):
+        open_raster_stack(tmp_path / "cube.zarr")
+
+
 @pytest.fixture(scope="module")
 def data(frames) -> RasterForecastData:
     stack = open_raster_stack(frames, pattern=PATTERN)

@@ -87,6 +87,11 @@ def _open_file(path: Path, variable, chunks: int) -> xr.DataArray:
 
 def _open_dataset(path: Path, chunks: int) -> xr.Dataset:
     if path.is_dir() or path.suffix.lower() == ".zarr":
+        try:
+            import zarr  # noqa: F401
+        except ImportError:
+            raise StgeoError(f"{path}: reading a Zarr store needs the zarr package; install it with "
+                             "'pip install zarr', or give a NetCDF file or a folder of GeoTIFFs.") from None
         return xr.open_zarr(path, decode_coords="all")
     return xr.open_dataset(path, decode_coords="all", chunks={})
 
