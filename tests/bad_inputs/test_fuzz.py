@@ -47,7 +47,7 @@ from stgeo_kd.ingest.sensors import read_readings, read_sensor_locations
 FUZZ_COUNTS: Counter[str] = Counter()
 FUZZ_ACCEPTED: Counter[str] = Counter()
 
-#: examples per test in the default run: 2,600 in all
+#: examples per test in the default run: 2,720 in all
 EXAMPLES = {
     "wide": 450,
     "long": 450,
@@ -57,6 +57,7 @@ EXAMPLES = {
     "kernel": 250,
     "knn": 150,
     "windows": 550,
+    "raster_stack": 120,
 }
 
 
@@ -492,6 +493,81 @@ def test_forecast_windows(data):
     raw_targets, _ = windows.window_targets_raw("test")
     assert raw_targets.shape == (len(windows.splits["test"].starts), windows.horizon, n)
     FUZZ_ACCEPTED["windows"] += 1
+
+
+# ----------------------------------------------------------------------------------------------
+# Raster stacks
+# ----------------------------------------------------------------------------------------------
+
+RASTER_DATES = st.sampled_from(["20240601_1200", "20240601_1210", "20240601_1220", "20240601_1230", "20240601_1250",
+                                "20240601_1215", "20241345_1200", "20240601_9999", "2024060_1200", "20240601_1200"])
+
+
+@fuzz_settings("raster_stack")
+@given(data=st.data())
+def test_raster_stacks(data):
+    """GeoTIFF folders with random sizes, dates (duplicated, irregular, impossible), nodata
+    (NaN, a value, whole frames), grids and CRSs: ingest and the patch windows either work and
+    are sound, or raise StgeoError."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from stgeo_kd.data.raster_windows import RasterForecastData
+    from stgeo_kd.ingest.rasters import check_frames, open_raster_stack
+
+    messy = _messy(data)
+    n = data.draw(st.integers(0, 7) if messy else st.integers(10, 16), label="frames")
+    h, w = data.draw(st.integers(1, 12), label="rows"), data.draw(st.integers(1, 12), label="cols")
+    nodata = data.draw(st.sampled_from([None, -9999.0, 0.0]), label="nodata")
+    folder = Path(tempfile.mkdtemp(dir=_DIR))
+    if messy:
+        dates = data.draw(st.lists(RASTER_DATES, min_size=n, max_size=n), label="dates")
+    else:
+        dates = [f"20240601_{12 + (10 * k) // 60:02d}{(10 * k) % 60:02d}" for k in range(n)]
+    expected_missing = 0
+    for k, date in enumerate(dates):
+        values = st.one_of(st.floats(-50, 50, width=32), st.just(float("nan"))) if messy else st.floats(-50, 50, width=32)
+        arr = data.draw(hnp.arrays(np.float32, (h, w), elements=values), label="frame")
+        if not messy and data.draw(st.booleans(), label="some NaN"):
+            arr[data.draw(st.integers(0, h - 1)), data.draw(st.integers(0, w - 1))] = np.nan
+        if nodata is not None and data.draw(st.integers(0, 3)) == 0:
+            arr[data.draw(st.integers(0, h - 1)), :] = nodata
+        crs = data.draw(st.sampled_from(["EPSG:32633", "EPSG:32633", "EPSG:32633", "EPSG:4326"])) if messy else "EPSG:32633"
+        x0 = 500_000.0 + (data.draw(st.sampled_from([0.0, 0.0, 1000.0])) if messy else 0.0)
+        with rasterio.open(folder / f"f_{date}.tif", "w", driver="GTiff", height=h, width=w, count=1, dtype="float32",
+                           crs=crs, transform=from_origin(x0, 5_300_000.0, 1000.0, 1000.0), nodata=nodata) as dst:
+            dst.write(arr, 1)
+        expected_missing += int((~np.isfinite(arr) | (arr == nodata if nodata is not None else False)).sum())
+    FUZZ_COUNTS["raster_stack"] += 1
+    with _quiet():
+        try:
+            stack = open_raster_stack(folder, pattern=r"f_(?P<date>\d+_\d+)\.tif$",
+                                      reproject=data.draw(st.sampled_from([None, "first"]), label="reproject"))
+            check_frames(stack)
+            history, horizon = data.draw(st.integers(1, 2), label="history"), data.draw(st.integers(1, 2), label="horizon")
+            windows = RasterForecastData(stack, history, horizon, 0.5, 0.25, 0.25, patch=data.draw(st.integers(1, 8)),
+                                         patches=4, margin=1, eval_patch=data.draw(st.integers(1, 8)), halo=2)
+        except StgeoError:
+            return
+    values = stack.data.values
+    assert values.shape[1:] == (1, stack.height, stack.width) and values.dtype == np.float32
+    assert not np.isinf(values).any()
+    assert stack.times.is_monotonic_increasing and not stack.times.has_duplicates
+    if values.shape[2:] == (h, w) and len(stack.times) == n:
+        assert int(np.isnan(values).sum()) == expected_missing  # nodata is a mask, nothing else is
+    assert np.isfinite(windows.scaler.mean).all() and (windows.scaler.std > 0).all()
+    for split in windows.splits:
+        for i in range(len(windows.splits[split].starts)):
+            x, y, m, _ = windows.sample(split, i)
+            assert torch_finite(x) and torch_finite(y)
+            assert tuple(y.shape) == tuple(m.shape) and x.shape[0] == history
+    FUZZ_ACCEPTED["raster_stack"] += 1
+
+
+def torch_finite(t) -> bool:
+    import torch
+
+    return bool(torch.isfinite(t).all())
 
 
 def test_fuzz_case_count():
