@@ -10,8 +10,11 @@ setting of the grid runs on every seed; a setting's score is the mean over seeds
 1. ``data.patches.class_weights`` is ONE choice shared by the teacher, the distilled and the
    scratch student: the value with the teacher's best score (a choice neither student makes, so
    it favours neither).
-2. ``distill.alpha`` (the distilled student's only extra knob) is the value with the distilled
-   student's best score among the settings with that class weighting.
+2. The distilled student's own knobs, ``distill.alpha`` and the Hinton term's weighting
+   (``STUDENT_GRID``: the example's plain ``hinton``, or ``hinton`` with ``class_weighted: true``,
+   its KL weighted per pixel like the label term), are the pair with the distilled student's best
+   score among the settings with that class weighting. The class-weighted candidates run only at
+   the class weighting chosen in 1 (they cannot change that choice, which reads the teacher).
 
 Test figures are then read from those runs, never used to choose.
 
@@ -40,6 +43,8 @@ from stgeo_kd.landcover.pipeline import run_patches
 
 CONFIG = ROOT / "examples" / "landcover_slovenia.yaml"
 GRID = {"data.patches.class_weights": ["balanced", "sqrt"], "distill.alpha": [0.5, 0.8]}
+#: more candidates for the distilled student only, run at the chosen class weighting for every alpha of GRID
+STUDENT_GRID = {"distill.terms": ["[labels, {name: hinton, params: {class_weighted: true}}]"]}
 ROLES = ("teacher", "student", "student_scratch")
 METRICS = ("overall_accuracy", "macro_f1", "kappa")
 
@@ -105,20 +110,30 @@ def main() -> None:
     for i, st in enumerate(settings):
         firsts.setdefault(st[cw_key], i)
     best_cw = max(firsts, key=lambda cw: score(firsts[cw], "teacher"))
-    # 2. alpha for the distilled student, among the settings with that class weighting
+    # 2. the distilled student's alpha and Hinton weighting, among the settings with that class weighting
+    for values in itertools.product(*STUDENT_GRID.values()):
+        for alpha in GRID[alpha_key]:
+            settings.append({cw_key: best_cw, alpha_key: alpha, **dict(zip(STUDENT_GRID, values))})
+            i = len(settings) - 1
+            for seed in args.seeds:
+                runs[(i, seed)] = one_run(settings[i], seed, args.extra)
+            print(f"setting {i + 1} {settings[i]}: val macro-F1 student "
+                  f"{statistics.fmean(runs[(i, s)]['student']['val']['macro_f1'] for s in args.seeds):.3f}", flush=True)
     same_cw = [i for i, st in enumerate(settings) if st[cw_key] == best_cw]
     best_student = max(same_cw, key=lambda i: score(i, "student"))
     chosen = {"teacher": firsts[best_cw], "student_scratch": firsts[best_cw], "student": best_student,
               "majority_class": firsts[best_cw]}
     selection = {
         "rule": "score = mean over seeds of (val macro-F1 + val kappa) / 2; class_weights shared by all models, "
-                "chosen by the teacher's score; distill.alpha chosen by the distilled student's score at that "
-                "class weighting; test pixels never used",
+                "chosen by the teacher's score; distill.alpha and distill.terms (plain or class-weighted hinton) "
+                "chosen by the distilled student's score at that class weighting; test pixels never used",
         "class_weights": {"chosen": best_cw,
                           "teacher_val_score": {cw: score(i, "teacher") for cw, i in firsts.items()},
                           "student_scratch_val_score": {cw: score(i, "student_scratch") for cw, i in firsts.items()}},
         "distill.alpha": {"chosen": settings[best_student][alpha_key],
                           "student_val_score": {str(settings[i]): score(i, "student") for i in range(len(settings))}},
+        "distill.terms": {"chosen": settings[best_student].get("distill.terms", "default (labels, hinton)"),
+                          "candidates": ["default (labels, hinton)", *STUDENT_GRID["distill.terms"]]},
     }
 
     summary, per_seed = {}, {}
@@ -149,6 +164,7 @@ def main() -> None:
         "overrides": args.extra,
         "seeds": args.seeds,
         "grid": GRID,
+        "student_grid": STUDENT_GRID,
         "selection": selection,
         "test": summary,
         "test_per_seed": per_seed,

@@ -57,6 +57,41 @@ def test_hinton_kd_by_hand_with_temperature_scaling():
     assert L.hinton_kd(t, t, 3.0).item() == pytest.approx(0.0, abs=1e-7)
 
 
+def test_hinton_kd_weighs_positions_by_float_weights():
+    # position 1: p_s = [3/4, 1/4], p_t = [1/2, 1/2]; position 2: p_s = [1/2, 1/2], p_t = [3/4, 1/4]
+    s = torch.tensor([[LN3, 0.0], [0.0, 0.0], [5.0, -5.0]])
+    t = torch.tensor([[0.0, 0.0], [LN3, 0.0], [-5.0, 5.0]])
+    kl1 = 0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(0.5 / 0.25)
+    kl2 = 0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5)
+    w = torch.tensor([3.0, 1.0, 0.0])  # the third position (no label) counts for nothing
+    assert L.hinton_kd(s, t, 1.0, w).item() == pytest.approx((3 * kl1 + 1 * kl2) / 4, rel=1e-6)
+    # T = 2: the weighted mean of the per-position T^2 KL
+    per = [L.hinton_kd(s[i : i + 1], t[i : i + 1], 2.0).item() for i in range(2)]
+    assert L.hinton_kd(s, t, 2.0, w).item() == pytest.approx((3 * per[0] + per[1]) / 4, rel=1e-6)
+    # a bool mask still means "these positions, equally"
+    assert L.hinton_kd(s, t, 1.0, w > 0).item() == pytest.approx((kl1 + kl2) / 2, rel=1e-6)
+    # probability_mse: [1/4, -1/4] and [-1/4, 1/4] both give 1/8
+    assert L.probability_mse(s, t, 1.0, w).item() == pytest.approx(0.125, rel=1e-6)
+
+
+def test_class_weighted_hinton_term_uses_the_label_weights():
+    s = {"logits": torch.tensor([[LN3, 0.0], [0.0, 0.0]]).view(1, 1, 2, 2)}
+    t = {"logits": torch.tensor([[0.0, 0.0], [LN3, 0.0]]).view(1, 1, 2, 2)}
+    kl1 = 0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(0.5 / 0.25)
+    kl2 = 0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5)
+    label, w = torch.tensor([0, 1]).view(1, 1, 2), torch.tensor([0.5, 2.0]).view(1, 1, 2)
+    plain, weighted = (Objective(parse_terms(["labels", {"name": "hinton", "params": {"class_weighted": cw}}],
+                                             "classify"), alpha=Schedule(start=0.5), temperature=Schedule(start=1.0))
+                      for cw in (False, True))
+    _, parts = plain(s, label, w, 0, 1, teachers=[t])
+    assert float(parts["hinton"]) == pytest.approx((kl1 + kl2) / 2, rel=1e-6)
+    _, parts = weighted(s, label, w, 0, 1, teachers=[t])
+    assert float(parts["hinton"]) == pytest.approx((0.5 * kl1 + 2.0 * kl2) / 2.5, rel=1e-6)
+    assert float(parts["labels"]) == pytest.approx((0.5 * -math.log(0.75) + 2.0 * -math.log(0.5)) / 2.5, rel=1e-6)
+    with pytest.raises(StgeoError, match="class_weighted must be true or false"):
+        make_term("probability_mse", {"class_weighted": "yes"}, "classify", "distill.terms[1]")
+
+
 def test_probability_mse_by_hand():
     s, t = torch.tensor([[LN3, 0.0]]), torch.tensor([[0.0, 0.0]])
     assert L.probability_mse(s, t).item() == pytest.approx(0.25**2 * 2)
@@ -202,8 +237,10 @@ def test_term_registry_names_params_and_tasks():
     with pytest.raises(StgeoError) as info:
         make_term("hintin", {}, "classify", "distill.terms[1]")
     assert "Did you mean 'hinton'" in str(info.value) and "relation" in str(info.value)
-    with pytest.raises(StgeoError, match="has no parameter 'temp'.*Its parameters: temperature"):
+    with pytest.raises(StgeoError, match="has no parameter 'temp'.*Its parameters: temperature, class_weighted"):
         make_term("hinton", {"temp": 2}, "classify", "distill.terms[0]")
+    with pytest.raises(StgeoError, match="no parameter 'class_weights'.*Did you mean 'class_weighted'"):
+        make_term("hinton", {"class_weights": True}, "classify", "distill.terms[0]")
     with pytest.raises(StgeoError, match="for classify tasks, not forecast"):
         make_term("hinton", {}, "forecast", "distill.terms[0]")
     with pytest.raises(StgeoError, match="needs student_layer, teacher_layer"):

@@ -293,6 +293,30 @@ def test_run_with_an_ensemble_of_teachers(tmp_path):
     assert result.report["distill"]["teachers"] == 3 and result.report["distill"]["combine_on"] == "losses"
 
 
+def test_class_weighted_hinton_gets_the_pixel_class_weights(tmp_path, monkeypatch):
+    from stgeo_kd.distill import losses
+    from stgeo_kd.landcover.pipeline import run_patches
+
+    seen = []
+    real = losses.hinton_kd
+
+    def spy(student, teacher, temperature, mask=None):
+        seen.append(mask)
+        return real(student, teacher, temperature, mask)
+
+    monkeypatch.setattr(losses, "hinton_kd", spy)
+    raw = scene_config(tmp_path)
+    raw["distill"] = {"terms": ["labels", {"name": "hinton", "params": {"class_weighted": True}}]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = run_patches(config_from_dict(raw))
+    assert seen and all(m is not None and m.is_floating_point() for m in seen)
+    # the weights are the training pixels' class weights (0 where a training-block pixel has no label)
+    w = {round(float(v), 4) for m in seen for v in m.unique()}
+    weights = {round(v, 4) for v in result.report["task"]["class_weights"]["values"]}
+    assert len(w - {0.0}) > 1 and w - {0.0} <= weights
+
+
 def test_unknown_model_parameter_is_named():
     with pytest.raises(StgeoError, match="no parameter 'depth'.*"):
         build_patch_model("resnet_chip", {"depth": 3}, 4, 2, 1, "teacher")

@@ -71,6 +71,11 @@ def _as_mask(mask: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
     return torch.ones(like.shape, dtype=torch.bool, device=like.device) if mask is None else mask.bool()
 
 
+def _weights(mask: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    """A bool mask as it is, float weights as they are, None as all-true."""
+    return _as_mask(mask, like) if mask is None or mask.dtype == torch.bool else mask
+
+
 def _masked_mean(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Mean of ``values`` weighted by a bool mask or float weights; entries of weight 0 are
     zeroed first, so a NaN there poisons neither the sum nor the gradient. 0 when all weigh 0."""
@@ -90,7 +95,7 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor
         logits: (..., C); labels: (...) integer classes (any value where ``mask`` is false or 0);
         mask: (...) bool, float weights, or None (all observed).
     """
-    weight = _as_mask(mask, labels) if mask is None or mask.dtype == torch.bool else mask
+    weight = _weights(mask, labels)
     observed = weight if weight.dtype == torch.bool else weight > 0
     safe = torch.where(observed, labels, torch.zeros_like(labels)).long()
     nll = -torch.log_softmax(logits, dim=-1).gather(-1, safe.unsqueeze(-1)).squeeze(-1)
@@ -102,30 +107,33 @@ def hinton_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temper
     """Hinton et al. (2015) soft-target loss: ``T^2 * KL(softmax(t/T) || softmax(s/T))``.
 
     The KL is summed over classes and averaged over positions; the ``T^2`` factor keeps the
-    gradient scale independent of T, so it can be mixed with a hard-label loss.
+    gradient scale independent of T, so it can be mixed with a hard-label loss. A float
+    ``mask`` weighs the positions as in :func:`cross_entropy` (``sum(w * T^2 KL) / sum(w)``,
+    e.g. the class weight of each position's true label; 0 = left out).
 
     Shapes:
-        student_logits, teacher_logits: (..., C); mask: (...) bool or None.
+        student_logits, teacher_logits: (..., C); mask: (...) bool, float weights, or None.
     """
     t = float(temperature)
     log_p_s = torch.log_softmax(student_logits / t, dim=-1)
     log_p_t = torch.log_softmax(teacher_logits.detach() / t, dim=-1)
     kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(-1)
-    return (t * t) * _masked_mean(kl, _as_mask(mask, kl))
+    return (t * t) * _masked_mean(kl, _weights(mask, kl))
 
 
 def probability_mse(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0,
                     mask: torch.Tensor | None = None) -> torch.Tensor:
     """Squared error between probability vectors: ``sum_c (p_s,c - p_t,c)^2`` averaged over
-    positions, with ``p = softmax(z / T)`` (Kim et al. 2021 compare it with the KL loss).
+    positions, with ``p = softmax(z / T)`` (Kim et al. 2021 compare it with the KL loss); a
+    float ``mask`` weighs the positions as in :func:`hinton_kd`.
 
     Shapes:
-        student_logits, teacher_logits: (..., C); mask: (...) bool or None.
+        student_logits, teacher_logits: (..., C); mask: (...) bool, float weights, or None.
     """
     t = float(temperature)
     diff = torch.softmax(student_logits / t, dim=-1) - torch.softmax(teacher_logits.detach() / t, dim=-1)
     se = (diff * diff).sum(-1)
-    return _masked_mean(se, _as_mask(mask, se))
+    return _masked_mean(se, _weights(mask, se))
 
 
 # ----------------------------------------------------------------------------------------------

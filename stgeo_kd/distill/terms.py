@@ -44,6 +44,12 @@ def _check_loss(term: str, loss: str) -> None:
         raise StgeoError(f"{term}: unknown loss {loss!r}. {did_you_mean(loss, L.LOSSES)}")
 
 
+def _check_flag(term: str, param: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise StgeoError(f"{term}: {param} must be true or false, got {value!r}.")
+    return value
+
+
 class Term(nn.Module):
     uses = "teacher"
     tasks: tuple[str, ...] = ("forecast", "classify")
@@ -152,33 +158,49 @@ class GaussianKL(Term):
         return L.gaussian_kl(t["pred"], t["var"], s.student["pred"], var_s)
 
 
+def _position_weights(s: StepInputs, class_weighted: bool) -> torch.Tensor | None:
+    """The ``labels`` term's per-position weights for a class-weighted soft-target term: the
+    mask as given (float class weights of the true labels where the caller passes them, a bool
+    mask of labelled positions otherwise), so positions without a label drop out; None (every
+    position, equally) when not class-weighted."""
+    return s.mask if class_weighted else None
+
+
 class Hinton(Term):
     """Hinton soft targets: ``T^2 * KL(softmax(t/T) || softmax(s/T))``, with ``T`` from
-    ``distill.temperature`` (or this term's own ``temperature``)."""
+    ``distill.temperature`` (or this term's own ``temperature``). Averaged over every position
+    by default; ``class_weighted: true`` weighs each position's KL like the ``labels`` term
+    weighs its cross-entropy (the class weight of its true label; unlabelled positions drop
+    out), so soft targets dominated by a majority class do not drown the rare ones."""
 
     tasks = ("classify",)
 
-    def __init__(self, temperature: float | None = None):
+    def __init__(self, temperature: float | None = None, class_weighted: bool = False):
         super().__init__()
         self.temperature = temperature
+        self.class_weighted = _check_flag("hinton", "class_weighted", class_weighted)
 
     def forward(self, s: StepInputs) -> torch.Tensor:
         t = self.temperature or s.temperature
-        return L.hinton_kd(s.student["logits"], self._teacher(s)["logits"], t)
+        return L.hinton_kd(s.student["logits"], self._teacher(s)["logits"], t,
+                           _position_weights(s, self.class_weighted))
 
 
 class ProbabilityMSE(Term):
-    """Squared error between student and teacher class probabilities (at temperature T)."""
+    """Squared error between student and teacher class probabilities (at temperature T);
+    ``class_weighted: true`` weighs the positions as for ``hinton``."""
 
     tasks = ("classify",)
 
-    def __init__(self, temperature: float | None = None):
+    def __init__(self, temperature: float | None = None, class_weighted: bool = False):
         super().__init__()
         self.temperature = temperature
+        self.class_weighted = _check_flag("probability_mse", "class_weighted", class_weighted)
 
     def forward(self, s: StepInputs) -> torch.Tensor:
         t = self.temperature or 1.0
-        return L.probability_mse(s.student["logits"], self._teacher(s)["logits"], t)
+        return L.probability_mse(s.student["logits"], self._teacher(s)["logits"], t,
+                                 _position_weights(s, self.class_weighted))
 
 
 class Hint(Term):
