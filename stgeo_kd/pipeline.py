@@ -389,13 +389,7 @@ def _teacher_roles(k: int) -> list[str]:
 
 def _distill_report(cfg: RunConfig, objective) -> dict:
     d = cfg.distill
-    return {
-        "terms": [
-            {"name": t.name, "uses": t.uses, "weight": w, "schedule": None if sch is None else sch.__dict__}
-            for t, w, sch in zip(objective.terms, objective.weights, objective.schedules)
-        ],
-        "alpha": objective.alpha.__dict__,
-        "temperature": objective.temperature.__dict__,
+    return objective.summary() | {
         "teachers": len(cfg.teachers),
         "combine": d.combine,
         "combine_on": d.combine_on,

@@ -117,6 +117,17 @@ class Objective(nn.Module):
 
     # -- several teachers -------------------------------------------------------------------
 
+    def summary(self) -> dict:
+        """The terms (name, what they use, weight, schedule), alpha and temperature, for reports."""
+        return {
+            "terms": [
+                {"name": t.name, "uses": t.uses, "weight": w, "schedule": None if sch is None else sch.__dict__}
+                for t, w, sch in zip(self.terms, self.weights, self.schedules)
+            ],
+            "alpha": self.alpha.__dict__,
+            "temperature": self.temperature.__dict__,
+        }
+
     def _fixed_weights(self, k: int, device) -> torch.Tensor:
         if self.combine == "weighted" and self.teacher_weights:
             w = torch.tensor(self.teacher_weights[:k], dtype=torch.float32, device=device)

@@ -28,10 +28,14 @@ _TITLE_CSS = (
 )
 
 
-def frame_to_webmercator(frame: np.ndarray, crs, transform: Affine, max_pixels: int = 1024):
-    """Reproject one (H, W) frame (NaN = missing) to EPSG:3857, at most ``max_pixels`` on its
-    longer side. Returns the reprojected array and its bounds ``[[south, west], [north, east]]``
-    in degrees."""
+def frame_to_webmercator(frame: np.ndarray, crs, transform: Affine, max_pixels: int = 1024, *,
+                         nodata: float = np.nan, categorical: bool = False):
+    """Reproject one (H, W) frame to EPSG:3857, at most ``max_pixels`` on its longer side.
+
+    ``nodata`` marks missing pixels (NaN for values; e.g. -1 for an int grid of class indices).
+    Values are resampled bilinearly, ``categorical`` grids (class codes) by nearest neighbour,
+    so codes are never blended. Returns the reprojected array (the input's dtype) and its
+    bounds ``[[south, west], [north, east]]`` in degrees."""
     from rasterio.crs import CRS
     from rasterio.transform import array_bounds
     from rasterio.warp import (
@@ -49,9 +53,10 @@ def frame_to_webmercator(frame: np.ndarray, crs, transform: Affine, max_pixels: 
     if scale > 1:
         dst_t = dst_t * Affine.scale(scale)
         dw, dh = max(1, int(np.ceil(dw / scale))), max(1, int(np.ceil(dh / scale)))
-    out = np.full((dh, dw), np.nan, dtype=np.float32)
-    reproject(frame.astype(np.float32), out, src_transform=transform, src_crs=crs, dst_transform=dst_t,
-              dst_crs=dst_crs, src_nodata=np.nan, dst_nodata=np.nan, resampling=Resampling.bilinear)
+    out = np.full((dh, dw), nodata, dtype=frame.dtype)
+    reproject(frame, out, src_transform=transform, src_crs=crs, dst_transform=dst_t, dst_crs=dst_crs,
+              src_nodata=nodata, dst_nodata=nodata,
+              resampling=Resampling.nearest if categorical else Resampling.bilinear)
     west_m, south_m, east_m, north_m = array_bounds(dh, dw, dst_t)
     west, south, east, north = transform_bounds(dst_crs, "EPSG:4326", west_m, south_m, east_m, north_m)
     return out, [[south, west], [north, east]]

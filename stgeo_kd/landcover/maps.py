@@ -15,6 +15,7 @@ import numpy as np
 from affine import Affine
 
 from stgeo_kd.export.maps import _esc
+from stgeo_kd.export.raster_maps import frame_to_webmercator
 from stgeo_kd.landcover.split import BUFFER
 
 SPLIT_COLORS = {"train": "#4575b4", "val": "#fdae61", "test": "#d73027", BUFFER: "#9e9e9e"}
@@ -24,29 +25,7 @@ SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test", BUFFER: "b
 def index_to_webmercator(index: np.ndarray, crs, transform: Affine, max_pixels: int = 1024):
     """Reproject an (H, W) int grid (-1 = nothing) to EPSG:3857 with nearest neighbours, at most
     ``max_pixels`` on its longer side. Returns the grid and ``[[south, west], [north, east]]``."""
-    from rasterio.crs import CRS
-    from rasterio.transform import array_bounds
-    from rasterio.warp import (
-        Resampling,
-        calculate_default_transform,
-        reproject,
-        transform_bounds,
-    )
-
-    h, w = index.shape
-    left, bottom, right, top = array_bounds(h, w, transform)
-    dst_crs = CRS.from_epsg(3857)
-    dst_t, dw, dh = calculate_default_transform(crs, dst_crs, w, h, left=left, bottom=bottom, right=right, top=top)
-    scale = max(dw, dh) / max_pixels
-    if scale > 1:
-        dst_t = dst_t * Affine.scale(scale)
-        dw, dh = max(1, int(np.ceil(dw / scale))), max(1, int(np.ceil(dh / scale)))
-    out = np.full((dh, dw), -1, dtype=np.int32)
-    reproject(index.astype(np.int32), out, src_transform=transform, src_crs=crs, dst_transform=dst_t, dst_crs=dst_crs,
-              src_nodata=-1, dst_nodata=-1, resampling=Resampling.nearest)
-    west_m, south_m, east_m, north_m = array_bounds(dh, dw, dst_t)
-    west, south, east, north = transform_bounds(dst_crs, "EPSG:4326", west_m, south_m, east_m, north_m)
-    return out, [[south, west], [north, east]]
+    return frame_to_webmercator(index.astype(np.int32), crs, transform, max_pixels, nodata=-1, categorical=True)
 
 
 def _rgba(index: np.ndarray, colors: Sequence[str]) -> np.ndarray:

@@ -32,9 +32,9 @@ from stgeo_kd.landcover.split import PixelSplit, class_weights, pixel_block_spli
 from stgeo_kd.landcover.training import (
     PatchData,
     predict_scene,
-    seed_all,
     train_patch_model,
 )
+from stgeo_kd.training import seed_everything
 
 ROLES = ("teacher", "student", "student_scratch")
 BASELINES = ("majority_class",)
@@ -123,11 +123,11 @@ def run_patches(cfg: Any, out_dir: str | Path | None = None, resume: bool = Fals
     t_cfgs = cfg.teachers
     members = []
     for i, mcfg in enumerate(t_cfgs):  # teacher i starts from seed train.seed + i (an ensemble of seeds differs)
-        seed_all(tr.seed + i)
+        seed_everything(tr.seed + i)
         members.append(build_patch_model(mcfg.name, mcfg.params, c, k, b, "teacher" if len(t_cfgs) == 1 else f"teacher[{i}]"))
     models: dict[str, nn.Module] = {}
     for role in ("student", "student_scratch"):
-        seed_all(tr.seed)  # the distilled and the scratch student start from the same weights
+        seed_everything(tr.seed)  # the distilled and the scratch student start from the same weights
         models[role] = build_patch_model(cfg.student.name, cfg.student.params, c, k, b, "student")
     objective = _objective(cfg)
     radius = max(m.radius for m in [*members, *models.values()])
@@ -334,13 +334,7 @@ def _comparison(m: dict[str, Any]) -> dict[str, Any]:
 
 
 def _distill_report(cfg: Any, objective: Objective) -> dict[str, Any]:
-    return {
-        "terms": [
-            {"name": t.name, "uses": t.uses, "weight": w, "schedule": None if sch is None else sch.__dict__}
-            for t, w, sch in zip(objective.terms, objective.weights, objective.schedules)
-        ],
-        "alpha": objective.alpha.__dict__,
-        "temperature": objective.temperature.__dict__,
+    return objective.summary() | {
         "teachers": len(cfg.teachers),
         "combine": cfg.distill.combine if len(cfg.teachers) > 1 else None,
         "combine_on": cfg.distill.combine_on if len(cfg.teachers) > 1 else None,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import math
-import random
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +31,7 @@ from stgeo_kd.evaluate.metrics import classification_scores
 from stgeo_kd.landcover.models import TeacherEnsemble
 from stgeo_kd.landcover.patches import PatchSet
 from stgeo_kd.landcover.split import PixelSplit
+from stgeo_kd.training import seed_everything
 
 #: temporal augmentation: share of (pixel, time step) values masked, std of the jitter (standardised units)
 TIME_MASK = 0.1
@@ -123,12 +123,6 @@ def pad_reflect(x: torch.Tensor, radius: int) -> torch.Tensor:
     return out
 
 
-def seed_all(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 @torch.no_grad()
 def predict_scene(model: nn.Module, data: PatchData) -> torch.Tensor:
     """Class scores (K, H, W) of every pixel."""
@@ -171,7 +165,7 @@ def train_patch_model(
         or minus the training loss without validation pixels), ``monitor`` and the per-epoch
         ``history``.
     """
-    seed_all(seed)
+    seed_everything(seed)
     objective = objective or labels_only("classify", "mae")
     if objective.uses_teacher and teacher is None:
         raise StgeoError("The distillation terms need a teacher, but none was given.")

@@ -32,9 +32,9 @@ from stgeo_kd.spatial.split import BlockSplit, block_split
 from stgeo_kd.spatial.training import (
     PointData,
     predict_points,
-    seed_all,
     train_point_model,
 )
+from stgeo_kd.training import seed_everything
 
 ROLES = ("teacher", "student", "student_scratch")
 BASELINES = ("linear_regression", "train_mean")
@@ -127,7 +127,7 @@ def run_points(cfg: Any, out_dir: str | Path | None = None, resume: bool = False
     models: dict[str, nn.Module] = {}
     for role, mcfg, seed in (("teacher", t_cfg, tr.seed), ("student", cfg.student, tr.seed),
                              ("student_scratch", cfg.student, tr.seed)):
-        seed_all(seed)  # the distilled and the scratch student start from the same weights
+        seed_everything(seed)  # the distilled and the scratch student start from the same weights
         models[role] = build_point_model(mcfg.name, mcfg.params, n_feat, "teacher" if role == "teacher" else "student")
     objective = _objective(cfg)
 
@@ -259,12 +259,7 @@ def _comparison(m: dict[str, Any]) -> dict[str, Any]:
 
 
 def _distill_report(cfg: Any, objective: Objective) -> dict[str, Any]:
-    return {
-        "terms": [
-            {"name": t.name, "uses": t.uses, "weight": w, "schedule": None if sch is None else sch.__dict__}
-            for t, w, sch in zip(objective.terms, objective.weights, objective.schedules)
-        ],
-        "alpha": objective.alpha.__dict__,
+    return objective.summary() | {
         "teachers": 1,
         "loss": cfg.distill.loss,
         "student_sees": "training points only (labels and the teacher's predictions there)",

@@ -13,7 +13,6 @@ batch; features are (1, N, D).
 from __future__ import annotations
 
 import copy
-import random
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +27,7 @@ from stgeo_kd.distill.terms import ErrorWeighted, Hint
 from stgeo_kd.errors import StgeoError, did_you_mean
 from stgeo_kd.spatial.points import PointSet
 from stgeo_kd.spatial.split import BlockSplit
+from stgeo_kd.training import seed_everything
 
 
 @dataclass
@@ -86,12 +86,6 @@ class PointData:
     @property
     def num_points(self) -> int:
         return int(self.x.shape[0])
-
-
-def seed_all(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def run_model(model: nn.Module, data: PointData, x: torch.Tensor | None = None) -> torch.Tensor:
@@ -159,7 +153,7 @@ def train_point_model(
         ``train_seconds``, ``epochs`` (run), ``best_epoch``, ``best_val`` (standardised MAE, or
         training loss without validation points), ``monitor`` and the per-epoch ``history``.
     """
-    seed_all(seed)
+    seed_everything(seed)
     objective = objective or labels_only("forecast", loss)
     if objective.uses_teacher and teacher is None:
         raise StgeoError("The distillation terms need a teacher, but none was given.")
