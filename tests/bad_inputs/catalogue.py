@@ -196,6 +196,21 @@ class Workspace:
         write_stack(self.path(folder), frames=frames, size=size, seed=1, crs=crs)
         return self.path(folder)
 
+    def move_last_frame(self, crs: str, west: float, north: float, folder: str = "frames") -> Path:
+        """Write the stack, then put its last frame (same values) on another grid: ``crs`` with
+        its top-left corner at (``west``, ``north``)."""
+        import rasterio
+        from rasterio.transform import from_origin
+
+        last = max(self.frames(folder).glob("*.tif"))
+        with rasterio.open(last) as src:
+            data, profile = src.read(1), src.profile
+        profile.update(crs=crs, transform=from_origin(west, north, 1000, 1000))
+        last.unlink()
+        with rasterio.open(last, "w", **profile) as dst:
+            dst.write(data, 1)
+        return last
+
     def raster_run(self, changes: dict | None = None, folder: str = "frames") -> Run:
         """A raster job on ``folder`` (written first if missing), with ``changes`` merged in."""
         if not self.path(folder).exists():
@@ -985,17 +1000,7 @@ def _(ws):
 @case("raster-frames-different-crs", "rasters", "a GeoTIFF folder whose last frame is in another CRS, no target grid",
       ["rain_20240601_1410.tif", "another grid", "EPSG:3035", "data.reproject"])
 def _(ws):
-    folder = ws.frames()
-    last = max(folder.glob("*.tif"))
-    import rasterio
-    from rasterio.transform import from_origin
-
-    with rasterio.open(last) as src:
-        data = src.read(1)
-    last.unlink()
-    with rasterio.open(last, "w", driver="GTiff", height=24, width=24, count=1, dtype="float32", crs="EPSG:3035",
-                       transform=from_origin(4_500_000, 2_800_000, 1000, 1000), nodata=-9999.0) as dst:
-        dst.write(data, 1)
+    ws.move_last_frame("EPSG:3035", 4_500_000, 2_800_000)
     return ws.raster_run()
 
 
@@ -1164,17 +1169,7 @@ def _(ws):
 
 @case("warn-raster-reproject-first", "rasters", "a frame on another grid, with data.reproject: first", ["rain_20240601_1410.tif", "reprojected"], kind="warning")
 def _(ws):
-    import rasterio
-    from rasterio.transform import from_origin
-
-    folder = ws.frames()
-    last = max(folder.glob("*.tif"))
-    with rasterio.open(last) as src:
-        data = src.read(1)
-    last.unlink()
-    with rasterio.open(last, "w", driver="GTiff", height=24, width=24, count=1, dtype="float32", crs="EPSG:32633",
-                       transform=from_origin(500_500, 5_300_000, 1000, 1000), nodata=-9999.0) as dst:
-        dst.write(data, 1)
+    ws.move_last_frame("EPSG:32633", 500_500, 5_300_000)  # half a pixel east
     return ws.raster_run({"data": {"reproject": "first"}})
 
 
