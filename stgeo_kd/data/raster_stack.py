@@ -102,10 +102,9 @@ class RasterStack:
         r1, c1 = min(row0 + height, self.height), min(col0 + width, self.width)
         if r1 <= r0 or c1 <= c0:
             return out
-        part = self.data.isel(time=times, y=slice(r0, r1), x=slice(c0, c1)).values
+        if self.data.chunks is None:  # in memory: plain NumPy indexing, no xarray overhead per patch
+            part = self.data.values[times, :, r0:r1, c0:c1]
+        else:
+            part = self.data.isel(time=times, y=slice(r0, r1), x=slice(c0, c1)).values
         out[:, :, r0 - row0 : r1 - row0, c0 - col0 : c1 - col0] = part
         return out
-
-    def frame_geotiff_profile(self) -> dict:
-        """rasterio profile keys that put an output on exactly this grid."""
-        return {"crs": self.crs, "transform": self.transform, "height": self.height, "width": self.width}

@@ -95,7 +95,8 @@ class RasterForecastData:
         seed: int = 0,
         memory_limit_bytes: int = 2 * 1024**3,
     ):
-        self.stack = stack
+        # stacks that fit are read once; larger ones stay lazy and are read patch by patch
+        self.stack = stack = stack.load() if stack.nbytes() <= memory_limit_bytes else stack
         self.history, self.horizon = int(history), int(horizon)
         if self.history < 1 or self.horizon < 1:
             raise StgeoError(f"task.history and the horizons must be at least 1 frame, got {history} and {horizon}.")
@@ -106,8 +107,6 @@ class RasterForecastData:
             raise StgeoError(f"task.target {target!r} is not a band of the stack; bands: {', '.join(bands)}.")
         self.target, self.target_band = target, bands.index(target)
         self.time_features = bool(time_features)
-        self.values = stack.data if stack.nbytes() > memory_limit_bytes else stack.data.load()
-        self.in_memory = stack.nbytes() <= memory_limit_bytes
         T = stack.num_steps
         window = self.history + self.horizon
         cuts = [0, round(T * train), round(T * (train + val)), T]
@@ -180,7 +179,7 @@ class RasterForecastData:
 
     # -- scaling -------------------------------------------------------------------------------
     def _fit_scaler(self, train_stop: int) -> BandScaler:
-        part = self.values.isel(time=slice(0, train_stop))
+        part = self.stack.data.isel(time=slice(0, train_stop))
         mean = part.mean(dim=("time", "y", "x"), skipna=True).values.astype(np.float64)
         std = part.std(dim=("time", "y", "x"), skipna=True).values.astype(np.float64)
         if not np.all(np.isfinite(mean)):
@@ -192,13 +191,6 @@ class RasterForecastData:
     # -- samples -------------------------------------------------------------------------------
     def read(self, times: np.ndarray, row0: int, col0: int, h: int, w: int) -> np.ndarray:
         """Raw values (len(times), bands, h, w), NaN outside the raster and where missing."""
-        if self.in_memory:
-            out = np.full((len(times), len(self.stack.bands), h, w), np.nan, dtype=np.float32)
-            H, W = self.stack.height, self.stack.width
-            r0, c0, r1, c1 = max(row0, 0), max(col0, 0), min(row0 + h, H), min(col0 + w, W)
-            if r1 > r0 and c1 > c0:
-                out[:, :, r0 - row0 : r1 - row0, c0 - col0 : c1 - col0] = self.values.values[times, :, r0:r1, c0:c1]
-            return out
         return self.stack.read_window(times, row0, col0, h, w)
 
     def features(self, raw: np.ndarray, times: np.ndarray) -> np.ndarray:
@@ -227,9 +219,6 @@ class RasterForecastData:
 
     def dataset(self, split: str) -> Dataset:
         return _PatchDataset(self, split)
-
-    def example_input(self) -> torch.Tensor:
-        return self.sample("train", 0)[0].unsqueeze(0)
 
     # -- whole frames for evaluation ----------------------------------------------------------
     def assemble(self, split: str, preds: np.ndarray) -> np.ndarray:

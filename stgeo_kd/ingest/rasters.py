@@ -426,14 +426,10 @@ def _single_file(path: Path, variable, band_as, start, freq, chunks) -> tuple[xr
             t = pd.Timestamp(start) if start else pd.Timestamp("1970-01-01")
             da = da.expand_dims(time=[t])
         else:
-            da = da.rename({"band": "time"}).expand_dims(band=[_band_name(da, path)], axis=1)
+            da = da.rename({"band": "time"}).expand_dims(band=[path.stem], axis=1)
             da = da.assign_coords(time=_band_times(path, da.sizes["time"], start, freq))
     da.attrs["units"] = units
     return da, [str(path)] * da.sizes["time"]
-
-
-def _band_name(da: xr.DataArray, path: Path) -> str:
-    return path.stem
 
 
 def _band_times(path: Path, n: int, start, freq) -> pd.DatetimeIndex:
